@@ -1,0 +1,359 @@
+/**
+ * The embedded ObjectStore: one directory, a key is a path under it (`a/b/c` -> `root/a/b/c`).
+ *
+ * Durability order (DESIGN.md section 3): every put streams into a uniquely named file under
+ * `root/.tmp/`, fsyncs it, then publishes it: `rename` for plain puts (atomic replace, so a
+ * reader sees the old or the new object, never a mix) or `link` for create-only puts (the
+ * kernel refuses an existing name with EEXIST, which makes create-only atomic across
+ * processes), and fsyncs the folder. A crash leaves at most a temp file, swept after an hour.
+ *
+ * Limits of the mapping: the first key component `.tmp` is reserved, and an object `a` and an
+ * object `a/b` cannot both exist (one would need `a` to be a file and a folder; such a put
+ * throws STORE_BAD_KEY, as MinIO's fs mode refuses it). Keys differing only in case collide
+ * on case-insensitive file systems.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { NotFoundError, StoreError } from '../../core/errors.js';
+import { checkKey, checkPrefix } from '../key.js';
+import type {
+  GetOptions,
+  ListOptions,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  SignalOptions,
+} from '../object-store.js';
+import { checkRange } from '../store-util.js';
+import { errnoCode, ioError, pathConflict, readAt, syncDir, writeBody } from './fs-io.js';
+import { walkPrefix } from './fs-list.js';
+
+/** The temp folder under the root; reserved as a first key component. */
+export const FS_TMP_DIR = '.tmp';
+/** Temp files untouched for this long are left by crashed writers and swept at start. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+/** Bytes read per chunk by getStream. */
+const STREAM_CHUNK = 256 * 1024;
+/** How often a put retries when a concurrent delete pruned its folder under it. */
+const PLACE_ATTEMPTS = 100;
+/** Folders remembered as existing (skips a mkdir per put); cleared when full. */
+const KNOWN_DIRS_MAX = 10_000;
+
+/** Options of an FsStore. */
+export interface FsStoreOptions {
+  /** The data directory; created if missing. */
+  readonly root: string;
+  /** Age after which a temp file counts as left by a crash (default one hour). */
+  readonly staleTempMs?: number;
+}
+
+const RESERVED_TOP: ReadonlySet<string> = new Set([FS_TMP_DIR]);
+const ABSENT_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
+function notFound(key: string): NotFoundError {
+  return new NotFoundError('STORE_NOT_FOUND', `no object at key ${key}`);
+}
+
+/** A directory-backed ObjectStore, safe for many processes sharing the directory. */
+export class FsStore implements ObjectStore {
+  readonly description: string;
+  readonly blockSize = 1024 * 1024;
+  private readonly root: string;
+  private readonly tmpDir: string;
+  private readonly knownDirs = new Set<string>();
+  private readonly sweeping: Promise<void>;
+
+  constructor(opts: FsStoreOptions) {
+    this.root = path.resolve(opts.root);
+    this.tmpDir = path.join(this.root, FS_TMP_DIR);
+    this.description = `fs:${this.root}`;
+    try {
+      fs.mkdirSync(this.tmpDir, { recursive: true });
+    } catch (err) {
+      throw new StoreError('STORE_IO', `fs store: cannot create data directory ${this.root}`, { cause: err });
+    }
+    this.sweeping = this.sweepTemps(opts.staleTempMs ?? STALE_TEMP_MS);
+  }
+
+  async tryGet(key: string, opts: GetOptions = {}): Promise<Uint8Array | undefined> {
+    const file = this.pathOf(key);
+    if (opts.range !== undefined) checkRange(opts.range);
+    opts.signal?.throwIfAborted();
+    const fh = await this.openForRead(key, file);
+    if (fh === undefined) return undefined;
+    try {
+      const size = (await fh.stat()).size;
+      const start = Math.min(size, opts.range?.offset ?? 0);
+      const end = Math.min(size, opts.range === undefined ? size : start + opts.range.length);
+      return await readAt(fh, start, end - start);
+    } catch (err) {
+      throw ioError('read', key, err);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<Uint8Array> {
+    const data = await this.tryGet(key, opts);
+    if (data === undefined) throw notFound(key);
+    return data;
+  }
+
+  async *getStream(key: string, opts: GetOptions = {}): AsyncGenerator<Uint8Array> {
+    const file = this.pathOf(key);
+    if (opts.range !== undefined) checkRange(opts.range);
+    opts.signal?.throwIfAborted();
+    // The open handle pins this version of the object: a concurrent overwrite renames a new
+    // file over the name and does not change what we read.
+    const fh = await this.openForRead(key, file);
+    if (fh === undefined) throw notFound(key);
+    try {
+      let size: number;
+      try {
+        size = (await fh.stat()).size;
+      } catch (err) {
+        throw ioError('read', key, err);
+      }
+      let pos = Math.min(size, opts.range?.offset ?? 0);
+      const end = Math.min(size, opts.range === undefined ? size : pos + opts.range.length);
+      while (pos < end) {
+        opts.signal?.throwIfAborted();
+        let chunk: Buffer;
+        try {
+          chunk = await readAt(fh, pos, Math.min(STREAM_CHUNK, end - pos));
+        } catch (err) {
+          throw ioError('read', key, err);
+        }
+        if (chunk.byteLength === 0) break;
+        pos += chunk.byteLength;
+        yield chunk;
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  async head(key: string, opts: SignalOptions = {}): Promise<ObjectInfo | undefined> {
+    const file = this.pathOf(key);
+    opts.signal?.throwIfAborted();
+    try {
+      const st = await fsp.stat(file);
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+    } catch (err) {
+      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
+      throw ioError('head', key, err);
+    }
+  }
+
+  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, opts: PutOptions = {}): Promise<PutResult> {
+    const file = this.pathOf(key);
+    opts.signal?.throwIfAborted();
+    // Create-only on an existing key: answer without writing (linearizable: it existed now).
+    if (opts.ifAbsent === true && (await this.existsAsFile(key, file))) return { created: false };
+    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(12).toString('hex')}`);
+    const fh = await this.openTemp(key, tmp);
+    let published = false;
+    // Errors of the body's iterator pass through as they are; fs errors are STORE_IO.
+    try {
+      let info: ObjectInfo;
+      try {
+        await writeBody(fh, key, body, opts.signal);
+        const st = await fh.stat().catch((err: unknown) => {
+          throw ioError('stat', key, err);
+        });
+        info = { key, size: st.size, mtimeMs: st.mtimeMs };
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+      opts.signal?.throwIfAborted();
+      if (opts.ifAbsent === true) {
+        // The link is the commit point; the temp name is removed in `finally`.
+        if (!(await this.place(key, tmp, file, 'link'))) return { created: false };
+      } else {
+        await this.place(key, tmp, file, 'rename');
+        published = true;
+      }
+      return { created: true, info };
+    } finally {
+      if (!published) await fsp.unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  async delete(key: string, opts: SignalOptions = {}): Promise<void> {
+    const file = this.pathOf(key);
+    opts.signal?.throwIfAborted();
+    try {
+      await fsp.unlink(file);
+    } catch (err) {
+      const code = errnoCode(err) ?? '';
+      if (ABSENT_CODES.has(code) || code === 'EPERM') return; // absent, or a folder: no object
+      throw ioError('delete', key, err);
+    }
+    // Prune folders left empty. A put racing into one of them retries its mkdir (see place).
+    let dir = path.dirname(file);
+    while (dir !== this.root && dir.startsWith(this.root + path.sep)) {
+      try {
+        await fsp.rmdir(dir);
+      } catch {
+        break; // not empty (or already gone): stop here
+      }
+      this.knownDirs.delete(dir);
+      dir = path.dirname(dir);
+    }
+    await syncDir(dir).catch(() => undefined);
+  }
+
+  async *list(prefix: string, opts: ListOptions = {}): AsyncGenerator<ObjectInfo> {
+    checkPrefix(prefix);
+    yield* walkPrefix(prefix, {
+      root: this.root,
+      reservedTop: RESERVED_TOP,
+      startAfter: opts.startAfter,
+      signal: opts.signal,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.sweeping;
+  }
+
+  /** The file of a key; throws STORE_BAD_KEY for bad or reserved keys. */
+  private pathOf(key: string): string {
+    checkKey(key);
+    const parts = key.split('/');
+    if (parts[0] === FS_TMP_DIR) {
+      throw new StoreError('STORE_BAD_KEY', `fs store: keys may not start with ${FS_TMP_DIR}/ (reserved)`);
+    }
+    return path.join(this.root, ...parts);
+  }
+
+  private async openForRead(key: string, file: string): Promise<FileHandle | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (err) {
+      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
+      throw ioError('open', key, err);
+    }
+    try {
+      if ((await fh.stat()).isFile()) return fh;
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw ioError('stat', key, err);
+    }
+    await fh.close().catch(() => undefined);
+    return undefined; // a folder (a prefix of other keys), not an object
+  }
+
+  private async existsAsFile(key: string, file: string): Promise<boolean> {
+    try {
+      const st = await fsp.lstat(file);
+      if (st.isDirectory()) throw pathConflict(key, undefined);
+      return true;
+    } catch (err) {
+      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return false;
+      throw ioError('stat', key, err);
+    }
+  }
+
+  private async openTemp(key: string, tmp: string): Promise<FileHandle> {
+    try {
+      return await fsp.open(tmp, 'wx');
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('create temp for', key, err);
+    }
+    // Someone removed the temp folder: recreate it once.
+    try {
+      await fsp.mkdir(this.tmpDir, { recursive: true });
+      return await fsp.open(tmp, 'wx');
+    } catch (err) {
+      throw ioError('create temp for', key, err);
+    }
+  }
+
+  /**
+   * Moves (rename) or links (create-only) the temp file to the key's path, creating folders
+   * as needed and retrying when a concurrent delete prunes them in between. Returns false
+   * when a create-only link finds the name taken.
+   */
+  private async place(key: string, tmp: string, file: string, how: 'rename' | 'link'): Promise<boolean> {
+    const dir = path.dirname(file);
+    for (let attempt = 1; ; attempt += 1) {
+      await this.ensureDir(key, dir);
+      try {
+        if (how === 'link') await fsp.link(tmp, file);
+        else await fsp.rename(tmp, file);
+        break;
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'EEXIST' && how === 'link') {
+          const st = await fsp.lstat(file).catch(() => undefined);
+          if (st?.isDirectory() === true) throw pathConflict(key, err);
+          if (st !== undefined) return false;
+          // Deleted between the link and the lstat: try again.
+        } else if (code === 'ENOENT') {
+          this.knownDirs.delete(dir);
+        } else if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+          throw pathConflict(key, err);
+        } else {
+          throw ioError('publish', key, err);
+        }
+        if (attempt >= PLACE_ATTEMPTS) throw ioError('publish', key, err);
+      }
+    }
+    try {
+      await syncDir(dir);
+    } catch (err) {
+      // The object is in place; a folder vanishing under the fsync means it was deleted since.
+      if (errnoCode(err) !== 'ENOENT') throw ioError('fsync folder of', key, err);
+    }
+    return true;
+  }
+
+  /**
+   * Creates a folder and its missing parents. Each folder this process has not seen yet gets
+   * its parent fsynced (even if another process made it), so a published object never sits
+   * in a folder whose own entry could vanish in a crash.
+   */
+  private async ensureDir(key: string, dir: string): Promise<void> {
+    if (dir === this.root || this.knownDirs.has(dir)) return;
+    const parent = path.dirname(dir);
+    for (let attempt = 1; ; attempt += 1) {
+      await this.ensureDir(key, parent);
+      let step = 'mkdir for';
+      try {
+        await fsp.mkdir(dir).catch((err: unknown) => {
+          if (errnoCode(err) !== 'EEXIST') throw err;
+        });
+        step = 'fsync folder of';
+        await syncDir(parent);
+        break;
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'ENOTDIR') throw pathConflict(key, err);
+        if (code !== 'ENOENT' || attempt >= PLACE_ATTEMPTS) throw ioError(step, key, err);
+        this.knownDirs.delete(parent); // pruned by a concurrent delete: make it again
+      }
+    }
+    if (this.knownDirs.size >= KNOWN_DIRS_MAX) this.knownDirs.clear();
+    this.knownDirs.add(dir);
+  }
+
+  /** Removes temp files left by crashed writers (best effort, in the background). */
+  private async sweepTemps(staleMs: number): Promise<void> {
+    try {
+      const cutoff = Date.now() - staleMs;
+      for (const name of await fsp.readdir(this.tmpDir)) {
+        const file = path.join(this.tmpDir, name);
+        const st = await fsp.lstat(file).catch(() => undefined);
+        if (st !== undefined && st.isFile() && st.mtimeMs < cutoff) await fsp.unlink(file).catch(() => undefined);
+      }
+    } catch {
+      // Best effort: a failed sweep only leaves garbage behind.
+    }
+  }
+}

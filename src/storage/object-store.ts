@@ -1,0 +1,70 @@
+/**
+ * The object store contract: immutable-or-conditional blobs by key. Backends know nothing
+ * of Git. Keys are `/`-separated, made of [A-Za-z0-9._/-] only, never starting with `/`,
+ * never containing `..` or empty components (checked by `checkKey`).
+ *
+ * Durability: when `put` resolves, the object is durable and visible to every process
+ * (read-after-write). A failed or aborted `put` leaves no object at the key.
+ * Expected outcomes are values (absent key: `undefined`; lost create-only race:
+ * `{ created: false }`); broken stores throw `StoreError`.
+ */
+
+/** A byte range: `length` bytes from `offset`. Reads past the end are cut short. */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** What `head` and `list` tell of an object. */
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** Last modified, ms since the epoch. */
+  readonly mtimeMs: number;
+}
+
+export interface SignalOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface GetOptions extends SignalOptions {
+  readonly range?: ByteRange;
+}
+
+export interface PutOptions extends SignalOptions {
+  /** Create-only: write only if no object exists at the key; linearizable across processes. */
+  readonly ifAbsent?: boolean;
+}
+
+/** The outcome of a put: `created: false` only when `ifAbsent` was set and the key existed. */
+export type PutResult =
+  | { readonly created: true; readonly info: ObjectInfo }
+  | { readonly created: false };
+
+export interface ListOptions extends SignalOptions {
+  /** Only keys strictly after this one (for resuming a listing). */
+  readonly startAfter?: string;
+}
+
+export interface ObjectStore {
+  /** A short description for logs, e.g. `fs:/var/lib/stowage`. Never holds secrets. */
+  readonly description: string;
+  /** Preferred read alignment in bytes (the block cache aligns to it). */
+  readonly blockSize: number;
+  /** Reads an object or a range of it; `undefined` if the key does not exist. */
+  tryGet(key: string, opts?: GetOptions): Promise<Uint8Array | undefined>;
+  /** Like `tryGet` but throws NotFoundError('STORE_NOT_FOUND') when absent. */
+  get(key: string, opts?: GetOptions): Promise<Uint8Array>;
+  /** Streams an object (or a range); throws NotFoundError('STORE_NOT_FOUND') when absent. */
+  getStream(key: string, opts?: GetOptions): AsyncIterable<Uint8Array>;
+  /** Size and time of an object, `undefined` if absent. */
+  head(key: string, opts?: SignalOptions): Promise<ObjectInfo | undefined>;
+  /** Writes a whole object atomically (all or nothing); see PutOptions.ifAbsent. */
+  put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, opts?: PutOptions): Promise<PutResult>;
+  /** Deletes an object; deleting an absent key is not an error. */
+  delete(key: string, opts?: SignalOptions): Promise<void>;
+  /** Lists objects whose key starts with `prefix`, in ascending key order, paging internally. */
+  list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
+  /** Releases connections and handles. */
+  close(): Promise<void>;
+}
