@@ -1,0 +1,241 @@
+/**
+ * Streams a pack of given objects, reusing stored entries the way git's pack-objects does
+ * (write_reuse_object): a whole stored entry is copied compressed, as stored; a stored delta
+ * is copied too when its base is in this pack (written first: a base always precedes its
+ * delta) or, for a thin pack, on the client; ofs-deltas point at the base's offset in THIS
+ * output when ofs-delta was negotiated, otherwise they become ref-deltas. Anything else is
+ * inflated and written whole, or as a new delta when the delta search (delta-search.ts) finds
+ * a good base. Stored entries are checked against the idx CRC32 before reuse.
+ * When the objects are exactly one stored pack's, that pack file is sent as it is.
+ */
+import { NotFoundError } from '../../core/errors.js';
+import type { ObjectId } from '../../git/hash/object-id.js';
+import type { ObjectType } from '../../git/object/object-type.js';
+import { deflate } from '../../git/pack/inflate.js';
+import { PackWriter } from '../../git/pack/writer.js';
+import type { ObjectDb, RawEntry } from '../object-db/object-db.js';
+import type { PackHandle } from '../object-db/pack-handle.js';
+import type { PackObjectsOptions } from '../repository.js';
+import type { OidSet } from '../walk/oid-set.js';
+import { Chunker, DEFAULT_CHUNK_SIZE } from './chunker.js';
+import { DeltaSearch, type DeltaHints } from './delta-search.js';
+
+/** Raw entries read ahead of the writer (concurrent reads hide store latency). */
+const READ_AHEAD = 64;
+/** Progress is reported at most this often (in objects), and at the end. */
+const PROGRESS_STEP_MIN = 256;
+
+/** Options of packObjects beyond the contract's. */
+export interface PackOutOptions extends PackObjectsOptions {
+  /** Output chunk size in bytes (default 64 KiB). */
+  readonly chunkSize?: number;
+  /** Send a stored pack verbatim when it holds exactly the objects (default true). */
+  readonly reuseWholePack?: boolean;
+  /** More objects the client has (the enumeration's edge), usable as thin-pack bases. */
+  readonly edges?: OidSet;
+  /** Paths of the objects and the client's, for a delta search of objects sent whole. */
+  readonly hints?: DeltaHints;
+}
+
+/** Counters of one packObjects run, for tests and logs. */
+export interface PackOutStats {
+  /** Stored whole entries copied as stored. */
+  reusedWhole: number;
+  /** Stored deltas copied as stored. */
+  reusedDelta: number;
+  /** New deltas from the delta search. */
+  deltified: number;
+  /** Objects inflated and deflated again whole. */
+  inflated: number;
+  /** The objects were one stored pack, sent as it is. */
+  wholePack: boolean;
+}
+
+/** Fresh counters. */
+export function newPackOutStats(): PackOutStats {
+  return { reusedWhole: 0, reusedDelta: 0, deltified: 0, inflated: 0, wholePack: false };
+}
+
+function isDeltaEntry(raw: RawEntry): boolean {
+  return raw.header.type === 'ofs-delta' || raw.header.type === 'ref-delta';
+}
+
+/** The single pack holding exactly `objects`, if any (clone of a repository with one pack). */
+function exactPack(db: ObjectDb, objects: readonly ObjectId[]): PackHandle | undefined {
+  for (const pack of db.packs) {
+    if (pack.index.count !== objects.length) continue;
+    if (objects.every((o) => pack.index.findIndex(o) >= 0)) return pack;
+  }
+  return undefined;
+}
+
+/**
+ * Streams a complete pack (header, entries, trailer) of `objects` (duplicates are sent once).
+ * NotFoundError('OBJ_MISSING') if one is absent; ValidationError('REPO_CORRUPT') if a stored
+ * entry fails its CRC; the signal aborts between entries.
+ */
+export async function* packObjects(
+  db: ObjectDb,
+  objects: readonly ObjectId[],
+  opts: PackOutOptions,
+  stats: PackOutStats = newPackOutStats(),
+): AsyncGenerator<Uint8Array> {
+  const signal = opts.signal;
+  const readOpts = signal === undefined ? { verifyCrc: true } : { verifyCrc: true, signal };
+  const list = [...new Set(objects)];
+  const total = list.length;
+  const progress = opts.onProgress;
+  const step = Math.max(PROGRESS_STEP_MIN, Math.floor(total / 100));
+
+  if (opts.ofsDelta && opts.reuseWholePack !== false && total > 0) {
+    const pack = exactPack(db, list);
+    if (pack !== undefined) {
+      stats.wholePack = true;
+      progress?.('Writing objects', 0, total);
+      for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) yield chunk;
+      progress?.('Writing objects', total, total);
+      return;
+    }
+  }
+
+  const inPack = new Set(list);
+  const clientHas = opts.thin ? new Set(opts.haves ?? []) : new Set<ObjectId>();
+  const written = new Map<ObjectId, number>();
+  const waiting = new Set<ObjectId>();
+  const ahead = new Map<ObjectId, Promise<RawEntry | undefined>>();
+  const writer = new PackWriter(total);
+  const out = new Chunker(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  let next = 0;
+
+  const read = (oid: ObjectId): Promise<RawEntry | undefined> => {
+    const p = ahead.get(oid);
+    if (p !== undefined) {
+      ahead.delete(oid);
+      return p;
+    }
+    return db.tryReadRawEntry(oid, readOpts);
+  };
+  const fillAhead = (from: number): void => {
+    for (let i = Math.max(next, from); i < total && ahead.size < READ_AHEAD; i++) {
+      next = i + 1;
+      const oid = list[i]!;
+      if (written.has(oid) || ahead.has(oid)) continue;
+      const p = db.tryReadRawEntry(oid, readOpts);
+      p.catch(() => undefined);
+      ahead.set(oid, p);
+    }
+  };
+
+  const search = opts.hints === undefined ? undefined : new DeltaSearch(objects, opts.hints, opts.thin);
+  const typeOf = new Map<ObjectId, ObjectType>();
+  const readOpt = signal === undefined ? {} : { signal };
+
+  /** Writes `oid` as a new delta against a candidate base, if one is worth it. */
+  const deltify = async (oid: ObjectId, type: ObjectType, data: Uint8Array | undefined, edgeOnly: boolean): Promise<Uint8Array | undefined> => {
+    for (const c of search!.candidates(oid, type)) {
+      if (edgeOnly && c.inPack) continue;
+      const base = await db.tryReadObject(c.oid, readOpt);
+      if (base === undefined || base.type !== type) continue;
+      const target = data ?? (await db.readObject(oid, readOpt)).data;
+      data = target;
+      const delta = search!.tryDelta(base.data, target);
+      if (delta === undefined) continue;
+      stats.deltified++;
+      search!.written(oid, type, c.oid);
+      typeOf.set(oid, type);
+      const baseAt = written.get(c.oid);
+      const body = deflate(delta);
+      return c.inPack && opts.ofsDelta && baseAt !== undefined
+        ? writer.addRaw({ type: 'ofs-delta', size: delta.length, baseOutputOffset: baseAt }, body, oid)
+        : writer.addRaw({ type: 'ref-delta', size: delta.length, baseId: c.oid }, body, oid);
+    }
+    return undefined;
+  };
+
+  const write = async (oid: ObjectId, raw: RawEntry): Promise<Uint8Array> => {
+    const h = raw.header;
+    if (!isDeltaEntry(raw)) {
+      const type = h.type as ObjectType;
+      // A stored whole object is sent as stored, unless the client holds an older version
+      // of it (a thin fetch of new files): then a delta against that is tried.
+      if (search !== undefined && opts.thin && search.wants(type, h.size)) {
+        const d = await deltify(oid, type, undefined, true);
+        if (d !== undefined) return d;
+      }
+      stats.reusedWhole++;
+      search?.written(oid, type);
+      typeOf.set(oid, type);
+      return writer.addRaw({ type: h.type, size: h.size }, raw.compressed, oid);
+    }
+    const base = raw.baseId!;
+    const baseAt = written.get(base);
+    if (baseAt !== undefined) {
+      stats.reusedDelta++;
+      const type = typeOf.get(base);
+      if (type !== undefined) typeOf.set(oid, type);
+      search?.written(oid, type, base);
+      return opts.ofsDelta
+        ? writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseAt }, raw.compressed, oid)
+        : writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
+    }
+    if (opts.thin && !inPack.has(base) && (clientHas.has(base) || opts.edges?.has(base) === true)) {
+      stats.reusedDelta++;
+      return writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
+    }
+    const obj = await db.readObject(oid, readOpt);
+    if (search !== undefined && search.wants(obj.type, obj.data.length)) {
+      const d = await deltify(oid, obj.type, obj.data, false);
+      if (d !== undefined) return d;
+    }
+    stats.inflated++;
+    search?.written(oid, obj.type);
+    typeOf.set(oid, obj.type);
+    return writer.addObject(obj.type, obj.data, undefined, oid);
+  };
+
+  out.push(writer.header());
+  progress?.('Writing objects', 0, total);
+  const pendingRaw = new Map<ObjectId, RawEntry>();
+  for (let i = 0; i < total; i++) {
+    signal?.throwIfAborted();
+    fillAhead(i + 1);
+    const first = list[i]!;
+    if (written.has(first)) {
+      // Written earlier as a base: drop any read-ahead of it.
+      ahead.delete(first);
+      continue;
+    }
+    // Depth-first: a delta whose base is in this pack but not yet written waits for it.
+    const stack: ObjectId[] = [first];
+    while (stack.length > 0) {
+      const oid = stack[stack.length - 1]!;
+      if (written.has(oid)) {
+        stack.pop();
+        continue;
+      }
+      let raw = pendingRaw.get(oid);
+      if (raw === undefined) {
+        raw = await read(oid);
+        if (raw === undefined) throw new NotFoundError('OBJ_MISSING', `object ${oid} is missing`);
+      }
+      const base = raw.baseId;
+      if (base !== undefined && inPack.has(base) && !written.has(base) && !waiting.has(base)) {
+        waiting.add(oid);
+        pendingRaw.set(oid, raw);
+        stack.push(base);
+        continue;
+      }
+      stack.pop();
+      waiting.delete(oid);
+      pendingRaw.delete(oid);
+      const offset = writer.offset;
+      out.push(await write(oid, raw));
+      written.set(oid, offset);
+      if (written.size % step === 0) progress?.('Writing objects', written.size, total);
+      if (out.ready) yield out.take()!;
+    }
+  }
+  out.push(writer.finish());
+  yield out.take()!;
+  progress?.('Writing objects', total, total);
+}

@@ -1,0 +1,179 @@
+/**
+ * A Repository over an ObjectStore and a MetaStore. Reads use the object database of the
+ * newest state this instance has seen (readState and updateRefs refresh it; one database per
+ * state version); pushes go through ingest (spool, index, verify, store), then one meta
+ * transaction publishes the packs and moves the refs (DESIGN.md section 5).
+ */
+import { NotFoundError, ValidationError } from '../core/errors.js';
+import type { ObjectId } from '../git/hash/object-id.js';
+import type { GitObject } from '../git/object/object-type.js';
+import { decodeTag } from '../git/object/tag.js';
+import type { MetaStore, RepoRecord, RepoState, Transaction, TransactResult } from '../meta/meta-store.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { RepoCaches } from './cache/repo-caches.js';
+import { ingestPack } from './ingest/ingest.js';
+import { readCommitLinks } from './object-db/commit-links.js';
+import { ObjectDb } from './object-db/object-db.js';
+import { packObjects } from './pack-out/pack-objects.js';
+import type {
+  CommitLinks,
+  DeepenRequest,
+  EnumerateRequest,
+  EnumerateResult,
+  ObjectHeader,
+  PackObjectsOptions,
+  ReceivedPack,
+  ReceivePackOptions,
+  Repository,
+  ShallowUpdate,
+} from './repository.js';
+import { enumerateObjects, TAG_CHAIN_MAX, type Enumeration, type TagRef } from './walk/enumerate.js';
+import { computeShallow } from './walk/shallow.js';
+
+/** What a StoredRepository is built from (cli/ passes the concrete backends and caches). */
+export interface StoredRepositoryDeps {
+  readonly store: ObjectStore;
+  readonly meta: MetaStore;
+  readonly caches: RepoCaches;
+  /** Wall clock, ms since the epoch. */
+  readonly clock: () => number;
+  /** Where pushed packs are spooled; defaults to the OS temp dir. */
+  readonly spoolDir?: string;
+}
+
+/** One repository; cheap to create (indexes and blocks live in the shared caches). */
+export class StoredRepository implements Repository {
+  readonly record: RepoRecord;
+  readonly #deps: StoredRepositoryDeps;
+  readonly #commitKeyPrefix: string;
+  #state: RepoState | undefined;
+  #db: { readonly version: number; readonly db: Promise<ObjectDb> } | undefined;
+  /** Each enumeration (edge, paths) by the identity of its object list (dropped with the list). */
+  readonly #enumerations = new WeakMap<readonly ObjectId[], Enumeration>();
+
+  constructor(record: RepoRecord, deps: StoredRepositoryDeps) {
+    this.record = record;
+    this.#deps = deps;
+    this.#commitKeyPrefix = `${deps.caches.blocks.storeTag(deps.store)}:${record.id}:`;
+  }
+
+  async readState(): Promise<RepoState> {
+    const state = await this.#deps.meta.readState(this.record.id);
+    this.#adopt(state);
+    return state;
+  }
+
+  async hasObject(oid: ObjectId): Promise<boolean> {
+    return (await this.#objects()).has(oid);
+  }
+
+  async tryReadObject(oid: ObjectId): Promise<GitObject | undefined> {
+    return (await this.#objects()).tryReadObject(oid);
+  }
+
+  async readObject(oid: ObjectId): Promise<GitObject> {
+    return (await this.#objects()).readObject(oid);
+  }
+
+  async tryReadHeader(oid: ObjectId): Promise<ObjectHeader | undefined> {
+    return (await this.#objects()).tryReadHeader(oid);
+  }
+
+  async commitLinks(oid: ObjectId): Promise<CommitLinks> {
+    const key = this.#commitKeyPrefix + oid;
+    const cache = this.#deps.caches.commits;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    const links = await readCommitLinks(await this.#objects(), oid);
+    cache.set(key, links);
+    return links;
+  }
+
+  async peel(oid: ObjectId): Promise<ObjectId> {
+    const db = await this.#objects();
+    let cur = oid;
+    for (let depth = 0; depth <= TAG_CHAIN_MAX; depth++) {
+      const obj = await db.tryReadObject(cur);
+      if (obj === undefined) throw new NotFoundError('OBJ_MISSING', `object ${cur} is missing`);
+      if (obj.type !== 'tag') return cur;
+      cur = decodeTag(obj.data).object;
+    }
+    throw new ValidationError('OBJ_CORRUPT', `tag chain from ${oid} is longer than ${TAG_CHAIN_MAX}`);
+  }
+
+  async computeShallow(
+    wants: readonly ObjectId[],
+    clientShallows: readonly ObjectId[],
+    deepen: DeepenRequest,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<ShallowUpdate> {
+    return computeShallow(this, wants, clientShallows, deepen, opts);
+  }
+
+  async enumerateObjects(req: EnumerateRequest): Promise<EnumerateResult> {
+    const tags: TagRef[] = [];
+    if (req.includeTags === true) {
+      const state = this.#state ?? (await this.readState());
+      for (const [name, value] of state.refs) {
+        if (name.startsWith('refs/tags/')) tags.push({ oid: value.oid as ObjectId, peeled: value.peeled as ObjectId | undefined });
+      }
+    }
+    const res = await enumerateObjects(this, req, tags);
+    this.#enumerations.set(res.objects, res);
+    return { objects: res.objects };
+  }
+
+  /**
+   * Streams the pack. When `objects` is the very list enumerateObjects returned, that
+   * enumeration's paths guide a delta search for objects sent whole, and a thin pack may use
+   * its edge (the client's trees and blobs) as delta bases.
+   */
+  packObjects(objects: readonly ObjectId[], opts: PackObjectsOptions): AsyncIterable<Uint8Array> {
+    const objectsDb = (): Promise<ObjectDb> => this.#objects();
+    const e = this.#enumerations.get(objects);
+    const full = e === undefined ? opts : { ...opts, edges: e.edges, hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName } };
+    return (async function* stream() {
+      yield* packObjects(await objectsDb(), objects, full);
+    })();
+  }
+
+  async receivePack(input: AsyncIterable<Uint8Array>, opts: ReceivePackOptions): Promise<ReceivedPack> {
+    const d = this.#deps;
+    const deps = {
+      store: d.store,
+      repoId: this.record.id,
+      objects: this,
+      clock: d.clock,
+      ...(d.spoolDir === undefined ? {} : { spoolDir: d.spoolDir }),
+    };
+    return ingestPack(input, deps, opts);
+  }
+
+  async updateRefs(txn: Transaction): Promise<TransactResult> {
+    const res = await this.#deps.meta.transact(this.record.id, txn);
+    if (res.ok) this.#adopt(res.state);
+    return res;
+  }
+
+  /** Takes a state if it is newer than the one held; the object db follows lazily. */
+  #adopt(state: RepoState): void {
+    if (this.#state === undefined || state.version > this.#state.version) this.#state = state;
+  }
+
+  /** The object db of the newest state seen (reading the state once if none yet). */
+  async #objects(): Promise<ObjectDb> {
+    if (this.#state === undefined) await this.readState();
+    const state = this.#state!;
+    const cur = this.#db;
+    if (cur !== undefined && cur.version === state.version) return cur.db;
+    const d = this.#deps;
+    const db = ObjectDb.open({ store: d.store, repoId: this.record.id, caches: d.caches }, state.packs);
+    const entry = { version: state.version, db };
+    this.#db = entry;
+    db.catch(() => {
+      // A failed open (store outage) must not stick: the next read tries again.
+      if (this.#db === entry) this.#db = undefined;
+    });
+    return db;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * What a fetch sends: `git rev-list --objects <wants> --not <haves>` cut at the shallow
+ * boundary, plus include-tag (pack-objects add_ref_tag). Objects reachable from the haves
+ * are excluded the way git does it (list-objects.c mark_edges_uninteresting): the trees of
+ * uninteresting parents of sent commits are marked uninteresting recursively, and with a
+ * shallow boundary the trees of the haves too (--objects-edge-aggressive).
+ */
+import { NotFoundError, ValidationError } from '../../core/errors.js';
+import type { ObjectId } from '../../git/hash/object-id.js';
+import { decodeTag } from '../../git/object/tag.js';
+import type { EnumerateRequest } from '../repository.js';
+import { revWalk } from './rev-walk.js';
+import type { WalkSource } from './source.js';
+import { OidSet } from './oid-set.js';
+import { TreeReader, collectTree, markTreeUninteresting } from './tree-walk.js';
+
+/** A tag ref for include-tag: the tag object and, if known, what it peels to. */
+export interface TagRef {
+  readonly oid: ObjectId;
+  readonly peeled?: ObjectId | undefined;
+}
+
+/** Tags pointing at tags deeper than this are refused (a cycle cannot exist, but a chain can be long). */
+export const TAG_CHAIN_MAX = 1000;
+/** Report counting progress every this many objects. */
+const PROGRESS_EVERY = 4096;
+
+/** The objects to send and the client's objects at the edge (usable as thin-pack bases). */
+export interface Enumeration {
+  readonly objects: ObjectId[];
+  /** Trees and blobs known to be on the client (marked uninteresting). */
+  readonly edges: OidSet;
+  /** Name hash of each object's path (0 for commits, tags and roots), parallel to `objects`. */
+  readonly nameHashes: number[];
+  /** Edge trees and blobs by `pathHash * 2 + kind` (0 tree, 1 blob): thin-pack delta base candidates. */
+  readonly edgeByName: Map<number, ObjectId>;
+}
+
+/** Reads a tag and returns what it points at. */
+async function tagTarget(src: WalkSource, oid: ObjectId): Promise<ObjectId> {
+  const obj = await src.tryReadObject(oid);
+  if (obj === undefined) throw new NotFoundError('OBJ_MISSING', `tag ${oid} is missing`);
+  if (obj.type !== 'tag') throw new ValidationError('OBJ_BAD_TYPE', `object ${oid} is a ${obj.type}, expected a tag`);
+  return decodeTag(obj.data).object;
+}
+
+/** Runs the enumeration; `tagRefs` are the repository's refs/tags/* (for include-tag). */
+export async function enumerateObjects(
+  src: WalkSource,
+  req: EnumerateRequest,
+  tagRefs: readonly TagRef[] = [],
+): Promise<Enumeration> {
+  const signal = req.signal;
+  signal?.throwIfAborted();
+  const reader = new TreeReader(src, signal);
+  const unint = new OidSet();
+  const edgeByName = new Map<number, ObjectId>();
+  const progress = req.onProgress;
+
+  // Haves: commits start the uninteresting side; tags are peeled; trees and blobs are marked.
+  const haveCommits: ObjectId[] = [];
+  for (const have of new Set(req.haves)) {
+    let oid = have;
+    for (let depth = 0; ; depth++) {
+      const h = await src.tryReadHeader(oid);
+      if (h === undefined) break;
+      if (h.type === 'commit') haveCommits.push(oid);
+      else if (h.type === 'tree') await markTreeUninteresting(reader, oid, unint);
+      else unint.add(oid);
+      if (h.type !== 'tag' || depth >= TAG_CHAIN_MAX) break;
+      oid = await tagTarget(src, oid);
+    }
+  }
+
+  // Wants: tags are sent and followed; commits start the walk; trees and blobs are pending.
+  const wantCommits: ObjectId[] = [];
+  const pending: { oid: ObjectId; type: 'tag' | 'tree' | 'blob' }[] = [];
+  for (const want of new Set(req.wants)) {
+    let oid = want;
+    for (let depth = 0; ; depth++) {
+      const h = await src.tryReadHeader(oid);
+      if (h === undefined) throw new NotFoundError('OBJ_MISSING', `object ${oid} is missing`);
+      if (h.type === 'commit') {
+        wantCommits.push(oid);
+        break;
+      }
+      pending.push({ oid, type: h.type });
+      if (h.type !== 'tag') break;
+      if (depth >= TAG_CHAIN_MAX) throw new ValidationError('OBJ_CORRUPT', `tag chain from ${want} is too long`);
+      oid = await tagTarget(src, oid);
+    }
+  }
+
+  const boundary = req.shallowBoundary;
+  const walk = await revWalk(src, {
+    interesting: wantCommits,
+    uninteresting: haveCommits,
+    ...(boundary === undefined ? {} : { boundary }),
+    signal,
+    onProgress: progress === undefined ? undefined : (n) => progress('Counting objects', n, undefined),
+  });
+  const parentsOf = (oid: ObjectId): readonly ObjectId[] =>
+    boundary !== undefined && boundary.has(oid) ? [] : (walk.links(oid)?.parents ?? []);
+
+  // mark_edges_uninteresting.
+  for (const c of walk.listed) {
+    if (walk.isUninteresting(c)) {
+      await markTreeUninteresting(reader, walk.links(c)!.tree, unint, edgeByName);
+      continue;
+    }
+    for (const p of parentsOf(c)) {
+      const pl = walk.links(p);
+      if (pl !== undefined && walk.isUninteresting(p)) await markTreeUninteresting(reader, pl.tree, unint, edgeByName);
+    }
+  }
+  if (boundary !== undefined && boundary.size > 0) {
+    for (const h of haveCommits) {
+      const hl = walk.links(h);
+      if (hl !== undefined) await markTreeUninteresting(reader, hl.tree, unint, edgeByName);
+    }
+  }
+
+  const commits = walk.commits();
+  const out: ObjectId[] = commits.slice();
+  const paths = { listed: new Array<number>(out.length).fill(0) };
+  // process_tree skips SEEN and UNINTERESTING alike: one set holds both.
+  const seen = unint.clone();
+  for (const c of commits) seen.add(c);
+  let reported = 0;
+  const report = (): void => {
+    if (progress !== undefined && out.length - reported >= PROGRESS_EVERY) {
+      reported = out.length;
+      progress('Counting objects', out.length, undefined);
+    }
+  };
+  for (const p of pending) {
+    if (p.type === 'tree') await collectTree(reader, p.oid, seen, out, paths);
+    else if (seen.add(p.oid)) {
+      out.push(p.oid);
+      paths.listed.push(0);
+    }
+  }
+  for (const c of commits) {
+    await collectTree(reader, walk.links(c)!.tree, seen, out, paths);
+    report();
+  }
+
+  if (req.includeTags === true) {
+    for (const ref of tagRefs) {
+      if (seen.has(ref.oid)) continue;
+      const peeled = ref.peeled ?? (await peelTag(src, ref.oid));
+      // The target must be sent (seen also holds what the client has).
+      if (peeled === undefined || !seen.has(peeled) || unint.has(peeled)) continue;
+      let t: ObjectId = ref.oid;
+      for (let depth = 0; depth < TAG_CHAIN_MAX && !seen.has(t); depth++) {
+        const h = await src.tryReadHeader(t);
+        if (h === undefined || h.type !== 'tag') break;
+        seen.add(t);
+        out.push(t);
+        paths.listed.push(0);
+        t = await tagTarget(src, t);
+      }
+    }
+  }
+  progress?.('Counting objects', out.length, out.length);
+  return { objects: out, edges: unint, nameHashes: paths.listed, edgeByName };
+}
+
+/** What a tag ref's object peels to; undefined when it is not a tag (a lightweight tag). */
+async function peelTag(src: WalkSource, oid: ObjectId): Promise<ObjectId | undefined> {
+  let cur = oid;
+  for (let depth = 0; depth < TAG_CHAIN_MAX; depth++) {
+    const h = await src.tryReadHeader(cur);
+    if (h === undefined) return undefined;
+    if (h.type !== 'tag') return depth === 0 ? undefined : cur;
+    cur = await tagTarget(src, cur);
+  }
+  return undefined;
+}
