@@ -1,0 +1,99 @@
+/**
+ * The composition root: the only place that builds concrete backends (the fs object store at
+ * the data directory, the store-backed meta store over it, the caches, the repository host),
+ * the Git service and the frontends, and passes them down.
+ */
+import { readFileSync } from 'node:fs';
+import type { StowageConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import { StoreMetaStore } from '../meta/store/store-meta.js';
+import { createRepoCaches } from '../repo/cache/repo-caches.js';
+import { StoredRepositoryHost } from '../repo/host.js';
+import type { RepositoryHost } from '../repo/repository.js';
+import { createGitService } from '../service/dispatch.js';
+import type { GitService } from '../service/git-service.js';
+import { FsStore } from '../storage/fs/fs-store.js';
+import { GitDaemon } from '../frontends/git-daemon/server.js';
+import { SmartHttpServer } from '../frontends/smart-http/server.js';
+
+/** The backends of one process. */
+export interface Backends {
+  readonly host: RepositoryHost;
+  /** Closes the meta store (and anything else holding resources). */
+  close(): Promise<void>;
+}
+
+/** The running servers of `stowage serve`. */
+export interface Frontends {
+  readonly gitDaemon?: GitDaemon;
+  readonly http?: SmartHttpServer;
+}
+
+/** Slack above limits.packSizeMax for the ref commands and push options in a push body. */
+const PUSH_COMMANDS_SLACK = 64 * 1024 * 1024;
+
+/** `stowage/<version>`, for the agent capability. */
+export function stowageAgent(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return `stowage/${typeof pkg.version === 'string' ? pkg.version : 'dev'}`;
+  } catch {
+    return 'stowage/dev';
+  }
+}
+
+/** Builds the store, meta store, caches and repository host from the configuration. */
+export function openBackends(config: StowageConfig): Backends {
+  const store = new FsStore({ root: config.data });
+  const meta = new StoreMetaStore({ store });
+  const caches = createRepoCaches({
+    blockCacheMb: config.cache.blockMb,
+    indexCacheMb: config.cache.indexMb,
+    objectCacheMb: config.cache.objectMb,
+  });
+  const host = StoredRepositoryHost.of(store, meta, caches, Date.now);
+  return {
+    host,
+    close: () => meta.close(),
+  };
+}
+
+/** The Git service over a host. Push is allowed at the service; git:// gates it itself. */
+export function createService(config: StowageConfig, backends: Backends, logger: Logger): GitService {
+  return createGitService({
+    host: backends.host,
+    fsck: config.fsck,
+    limits: config.limits,
+    // git:// refuses pushes itself unless enabled; HTTP's authorisation hook decides there.
+    allowReceivePack: () => true,
+    logger,
+    agent: stowageAgent(),
+    receive: { denyNonFastForwards: config.receive.denyNonFastForwards },
+  });
+}
+
+/** Builds the enabled frontends (not started). */
+export function createFrontends(config: StowageConfig, service: GitService, logger: Logger): Frontends {
+  const gitDaemon = config.git.enabled
+    ? new GitDaemon({
+        service,
+        logger: logger.child({ frontend: 'git' }),
+        listen: config.git.listen,
+        allowPush: config.git.allowPush,
+        idleTimeoutMs: config.limits.idleTimeoutMs,
+        maxConnections: config.git.maxConnections,
+      })
+    : undefined;
+  const http = config.http.enabled
+    ? new SmartHttpServer({
+        service,
+        logger: logger.child({ frontend: 'http' }),
+        listen: config.http.listen,
+        receivePack: true,
+        receiveBodyMax: config.limits.packSizeMax + PUSH_COMMANDS_SLACK,
+        idleTimeoutMs: config.limits.idleTimeoutMs,
+        maxConnections: config.http.maxConnections,
+      })
+    : undefined;
+  return { ...(gitDaemon === undefined ? {} : { gitDaemon }), ...(http === undefined ? {} : { http }) };
+}
