@@ -1,0 +1,3 @@
+import { defineServerScenarios } from './scenarios.js';
+
+defineServerScenarios('git', 2);
