@@ -1,0 +1,174 @@
+/**
+ * Per-entry facts of a pack being indexed, in growable typed arrays (a few dozen bytes per
+ * entry, whatever the object sizes): where each entry is, what it is, its CRC32 and, once
+ * resolved, its object id and type.
+ */
+import type { ObjectId } from '../../git/hash/object-id.js';
+import type { ObjectType } from '../../git/object/object-type.js';
+
+/** Pack type codes (gitformat-pack): 1..4 objects, 6 ofs-delta, 7 ref-delta. */
+export const CODE_OFS_DELTA = 6;
+export const CODE_REF_DELTA = 7;
+
+const TYPE_NAMES: readonly (ObjectType | undefined)[] = [undefined, 'commit', 'tree', 'blob', 'tag'];
+
+/** Object type name of a code 1..4. */
+export function typeName(code: number): ObjectType {
+  const t = TYPE_NAMES[code];
+  if (t === undefined) throw new RangeError(`not an object type code: ${code}`);
+  return t;
+}
+
+/** Type code 1..4 of an object type. */
+export function typeCode(type: ObjectType): number {
+  return type === 'commit' ? 1 : type === 'tree' ? 2 : type === 'blob' ? 3 : 4;
+}
+
+/** The columns of a table as worker threads see them (typed arrays over shared memory). */
+export interface SharedColumns {
+  readonly count: number;
+  readonly offset: Float64Array;
+  readonly headerLength: Uint8Array;
+  readonly packedLength: Float64Array;
+  readonly crc32: Uint32Array;
+  readonly kind: Uint8Array;
+  readonly type: Uint8Array;
+  readonly size: Float64Array;
+  readonly baseIndex: Int32Array;
+  readonly duplicate: Uint8Array;
+  /** Raw ids (20 bytes per entry), written by whoever resolves the entry. */
+  readonly oidBytes: Uint8Array;
+}
+
+/**
+ * Growable columns; index = entry number in pack order (thin bases appended last). The
+ * arrays live in SharedArrayBuffers so resolver threads can read them and write results.
+ */
+export class EntryTable {
+  count = 0;
+  offset: Float64Array;
+  /** Bytes of the entry header (type/size varint plus ofs distance or ref id). */
+  headerLength: Uint8Array;
+  /** Header plus compressed data. */
+  packedLength: Float64Array;
+  crc32: Uint32Array;
+  /** The entry's own code: 1..4, 6 or 7. */
+  kind: Uint8Array;
+  /** Resolved object type code 1..4; 0 while a delta is unresolved. */
+  type: Uint8Array;
+  /** Inflated size of the entry's data (object or delta). */
+  size: Float64Array;
+  /** ofs-delta: entry number of the base; -1 otherwise. */
+  baseIndex: Int32Array;
+  /** 1 if this entry's id duplicates an earlier entry's. */
+  duplicate: Uint8Array;
+  /** Raw ids, 20 bytes per entry (filled by resolver threads; the main thread uses `oids`). */
+  oidBytes: Uint8Array;
+  readonly oids: (ObjectId | undefined)[] = [];
+
+  constructor(capacity: number) {
+    const n = Math.max(16, capacity);
+    this.offset = new Float64Array(shared(n * 8));
+    this.headerLength = new Uint8Array(shared(n));
+    this.packedLength = new Float64Array(shared(n * 8));
+    this.crc32 = new Uint32Array(shared(n * 4));
+    this.kind = new Uint8Array(shared(n));
+    this.type = new Uint8Array(shared(n));
+    this.size = new Float64Array(shared(n * 8));
+    this.baseIndex = new Int32Array(shared(n * 4)).fill(-1);
+    this.duplicate = new Uint8Array(shared(n));
+    this.oidBytes = new Uint8Array(shared(n * 20));
+  }
+
+  /** A table over columns shared by another thread (ids start unknown in `oids`). */
+  static fromShared(c: SharedColumns): EntryTable {
+    const t = new EntryTable(0);
+    t.count = c.count;
+    t.offset = c.offset;
+    t.headerLength = c.headerLength;
+    t.packedLength = c.packedLength;
+    t.crc32 = c.crc32;
+    t.kind = c.kind;
+    t.type = c.type;
+    t.size = c.size;
+    t.baseIndex = c.baseIndex;
+    t.duplicate = c.duplicate;
+    t.oidBytes = c.oidBytes;
+    t.oids.length = c.count;
+    return t;
+  }
+
+  /** The columns, to post to a worker thread (the memory is shared, not copied). */
+  shared(): SharedColumns {
+    return {
+      count: this.count,
+      offset: this.offset,
+      headerLength: this.headerLength,
+      packedLength: this.packedLength,
+      crc32: this.crc32,
+      kind: this.kind,
+      type: this.type,
+      size: this.size,
+      baseIndex: this.baseIndex,
+      duplicate: this.duplicate,
+      oidBytes: this.oidBytes,
+    };
+  }
+
+  /** Appends an entry; returns its number. */
+  add(offset: number, headerLength: number, packedLength: number, crc32: number, kind: number, size: number): number {
+    if (this.count === this.offset.length) this.#grow();
+    const i = this.count++;
+    this.offset[i] = offset;
+    this.headerLength[i] = headerLength;
+    this.packedLength[i] = packedLength;
+    this.crc32[i] = crc32;
+    this.kind[i] = kind;
+    this.size[i] = size;
+    this.oids.push(undefined);
+    return i;
+  }
+
+  /** True if entry i is a delta (resolved or not). */
+  isDelta(i: number): boolean {
+    return this.kind[i]! >= CODE_OFS_DELTA;
+  }
+
+  /** Entry number of the entry starting exactly at `offset`, or -1 (binary search: offsets ascend). */
+  findByOffset(offset: number): number {
+    let lo = 0;
+    let hi = this.count;
+    const offs = this.offset;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = offs[mid]!;
+      if (v === offset) return mid;
+      if (v < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return -1;
+  }
+
+  #grow(): void {
+    const n = this.offset.length * 2;
+    this.offset = grow(this.offset, new Float64Array(shared(n * 8)));
+    this.headerLength = grow(this.headerLength, new Uint8Array(shared(n)));
+    this.packedLength = grow(this.packedLength, new Float64Array(shared(n * 8)));
+    this.crc32 = grow(this.crc32, new Uint32Array(shared(n * 4)));
+    this.kind = grow(this.kind, new Uint8Array(shared(n)));
+    this.type = grow(this.type, new Uint8Array(shared(n)));
+    this.size = grow(this.size, new Float64Array(shared(n * 8)));
+    this.baseIndex = grow(this.baseIndex, new Int32Array(shared(n * 4)).fill(-1));
+    this.duplicate = grow(this.duplicate, new Uint8Array(shared(n)));
+    this.oidBytes = grow(this.oidBytes, new Uint8Array(shared(n * 20)));
+  }
+}
+
+function shared(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(bytes);
+}
+
+function grow<T extends Float64Array | Uint32Array | Int32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from as never);
+  return to;
+}

@@ -1,0 +1,101 @@
+/**
+ * Worker thread of parallel delta resolution: resolves the ofs-delta trees of the roots it
+ * is sent (reading the spool file itself, writing ids and types into the shared entry
+ * table), checks each object as the main thread would, and posts what it collected.
+ * Loaded by worker-pool.ts; does nothing when imported on the main thread.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { StowageError } from '../../core/errors.js';
+import type { FsckConfig } from '../../git/fsck/config.js';
+import { EntryTable, typeName, type SharedColumns } from './entry-table.js';
+import { SpoolPackReader, type PackBytes } from './pack-reader.js';
+import { DeltaResolver } from './resolve.js';
+import { PackVerifier, type VerifierState } from './verify.js';
+
+/** What a resolver thread is started with. */
+export interface ResolveWorkerData {
+  readonly columns: SharedColumns;
+  /** CSR of ofs children: children of i are childList[childStart[i] .. childStart[i+1]). */
+  readonly childStart: Int32Array;
+  readonly childList: Int32Array;
+  readonly spoolPath: string;
+  /** fsck severities, or undefined to check nothing (export). */
+  readonly fsck: FsckConfig | undefined;
+  readonly cacheLimit: number;
+}
+
+/** A batch of roots to resolve. */
+export interface ResolveTask {
+  readonly roots: Int32Array;
+}
+
+/** The answer to one task. */
+export type ResolveReply =
+  | { readonly kind: 'done'; readonly resolved: number; readonly state: VerifierState | undefined }
+  | { readonly kind: 'error'; readonly name: string; readonly code: string | undefined; readonly message: string };
+
+function fileBytes(path: string): { bytes: PackBytes; close: () => void } {
+  const fd = openSync(path, 'r');
+  const size = fstatSync(fd).size;
+  const bytes: PackBytes = {
+    size,
+    readSync(position: number, length: number): Uint8Array {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, buf, done, length - done, position + done);
+        if (n === 0) throw new Error(`spool file ended at ${position + done}`);
+        done += n;
+      }
+      return buf;
+    },
+  };
+  return { bytes, close: () => closeSync(fd) };
+}
+
+function run(data: ResolveWorkerData): void {
+  const port = parentPort!;
+  const table = EntryTable.fromShared(data.columns);
+  const file = fileBytes(data.spoolPath);
+  const reader = new SpoolPackReader(file.bytes, table);
+  const { childStart, childList } = data;
+  port.on('message', (task: ResolveTask) => {
+    void (async () => {
+      const verifier = data.fsck === undefined ? undefined : new PackVerifier(data.fsck);
+      const resolver = new DeltaResolver({
+        table,
+        reader,
+        takeChildren: (i) => {
+          const from = childStart[i]!;
+          const to = childStart[i + 1]!;
+          return from === to ? undefined : childList.subarray(from, to);
+        },
+        onResolved: (i, oid, bytes) => {
+          Buffer.from(table.oidBytes.buffer, table.oidBytes.byteOffset + i * 20, 20).write(oid, 'hex');
+          table.oids[i] = oid;
+          verifier?.check(oid, typeName(table.type[i]!), bytes);
+        },
+        cacheLimit: data.cacheLimit,
+      });
+      try {
+        for (const root of task.roots) await resolver.resolveFrom(root);
+        const reply: ResolveReply = { kind: 'done', resolved: resolver.resolved, state: verifier?.exportState() };
+        port.postMessage(reply);
+      } catch (err) {
+        const reply: ResolveReply = {
+          kind: 'error',
+          name: err instanceof Error ? err.name : 'Error',
+          code: err instanceof StowageError ? err.code : undefined,
+          message: err instanceof Error ? err.message : String(err),
+        };
+        port.postMessage(reply);
+      }
+    })();
+  });
+  port.on('close', () => file.close());
+}
+
+if (!isMainThread && parentPort !== null && (workerData as { kind?: unknown } | null)?.kind === 'stowage-resolve') {
+  run((workerData as { data: ResolveWorkerData }).data);
+}
