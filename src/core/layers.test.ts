@@ -39,6 +39,9 @@ const RULES: readonly Rule[] = [
   // meta contract; never a store or an implementation.
   { from: 'service/', allow: ['service/', 'git/', 'core/', 'repo/repository.ts', 'meta/meta-store.ts'], io: false },
   { from: 'frontends/', allow: ['frontends/', 'service/git-service.ts', 'git/pktline/', 'core/'], io: true },
+  { from: 'nbd/protocol/', allow: ['nbd/protocol/', 'core/'], io: false },
+  { from: 'nbd/server/', allow: ['nbd/', 'core/'], io: true },
+  { from: 'nbd/device/', allow: ['nbd/device/', 'nbd/protocol/', 'core/', 'storage/object-store.ts', 'storage/key.ts', 'meta/meta-store.ts'], io: true },
   { from: 'cli/', allow: [''], io: true },
 ];
 
