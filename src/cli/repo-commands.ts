@@ -160,10 +160,10 @@ export function repoCommand(io: CliIo): Command {
         const logger = createLogger({ level: commandLogLevel(config.log.level), destination: io.stderr });
         const bare = await readBareRepository(barePath);
         if (bare.detachedHead !== undefined) io.stderr.write(`note: ${barePath} has a detached HEAD; ${name} gets HEAD -> refs/heads/main\n`);
-        for (const ref of bare.skippedSymrefs) io.stderr.write(`note: skipping symbolic ref ${ref}\n`);
+        for (const ref of bare.skippedRefs) io.stderr.write(`note: skipping ${ref.name}: ${ref.reason}\n`);
         const r = await host.create(name, bare.head === undefined ? {} : { defaultBranch: bare.head });
         const progress = createProgress(io.stderr);
-        let result: { refs: number; objects: number };
+        let result: Awaited<ReturnType<typeof importBareRepository>>;
         try {
           result = await importBareRepository(r, bare, { onProgress: progress.onProgress, fsck: config.fsck });
         } catch (err) {
@@ -173,6 +173,8 @@ export function repoCommand(io: CliIo): Command {
           throw err;
         }
         progress.finish();
+        for (const w of result.warnings.slice(0, 20)) io.stderr.write(`warning: object ${w.oid}: ${w.id}: ${w.message}\n`);
+        if (result.warnings.length > 20) io.stderr.write(`warning: ${result.warnings.length - 20} more fsck warnings not shown\n`);
         out(`imported ${barePath} into ${r.record.name}: ${result.refs} refs, ${result.objects} objects`);
       });
     },
@@ -183,7 +185,7 @@ export function repoCommand(io: CliIo): Command {
       await withBackends(opts, io, async ({ host }) => {
         const r = await host.open(name);
         const progress = createProgress(io.stderr);
-        let result: { refs: number; objects: number };
+        let result: Awaited<ReturnType<typeof importBareRepository>>;
         try {
           result = await exportBareRepository(r, path, { onProgress: progress.onProgress });
         } finally {

@@ -94,6 +94,8 @@ export interface ReceivedPack {
   objectType(oid: ObjectId): Promise<ObjectType | undefined>;
   /** What an annotated tag peels to (following tag chains), for RefValue.peeled. */
   peel(oid: ObjectId): Promise<ObjectId | undefined>;
+  /** Reads an object from this pack, else from the repository (e.g. new commits for a fast-forward check). */
+  tryReadObject(oid: ObjectId): Promise<GitObject | undefined>;
   /** Writes the pack, then its idx, to the object store; returns the record to publish. */
   store(opts?: { signal?: AbortSignal }): Promise<PackRecord | undefined>;
   /** Removes spool files. Never throws (rollback runs while another failure is in flight). */

@@ -10,7 +10,7 @@
 import { tmpdir } from 'node:os';
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { FsckMessage } from '../../git/fsck/fsck.js';
-import type { ObjectType } from '../../git/object/object-type.js';
+import type { GitObject, ObjectType } from '../../git/object/object-type.js';
 import { decodeTag } from '../../git/object/tag.js';
 import type { PackRecord } from '../../meta/meta-store.js';
 import type { ObjectStore } from '../../storage/object-store.js';
@@ -105,6 +105,12 @@ class IngestedPack implements ReceivedPack {
     const i = this.indexed.byOid.get(oid);
     if (i !== undefined) return typeName(this.indexed.table.type[i]!);
     return (await this.deps.objects.tryReadHeader(oid))?.type;
+  }
+
+  async tryReadObject(oid: ObjectId): Promise<GitObject | undefined> {
+    const i = this.indexed.byOid.get(oid);
+    if (i !== undefined) return this.indexed.reader.readObject(i);
+    return this.deps.objects.tryReadObject(oid);
   }
 
   async peel(oid: ObjectId): Promise<ObjectId | undefined> {
