@@ -185,7 +185,7 @@ export function repoCommand(io: CliIo): Command {
       await withBackends(opts, io, async ({ host }) => {
         const r = await host.open(name);
         const progress = createProgress(io.stderr);
-        let result: Awaited<ReturnType<typeof importBareRepository>>;
+        let result: Awaited<ReturnType<typeof exportBareRepository>>;
         try {
           result = await exportBareRepository(r, path, { onProgress: progress.onProgress });
         } finally {
