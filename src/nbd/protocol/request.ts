@@ -1,0 +1,145 @@
+/**
+ * Transmission requests: the 28-byte header (magic, command flags, type, cookie, offset,
+ * length) and, for NBD_CMD_WRITE, `length` bytes of payload. `RequestDecoder` is incremental:
+ * push whatever the socket delivered and take the complete requests. A WRITE longer than the
+ * maximum payload is drained without buffering and reported as `write-too-big`, so the server
+ * can answer EINVAL and stay in step with the stream (the spec requires the payload to be
+ * consumed before an error reply).
+ */
+import { ProtocolError } from '../../core/errors.js';
+import { NBD_CMD_WRITE, NBD_MAX_PAYLOAD, NBD_REQUEST_MAGIC, REQUEST_HEADER_LENGTH } from './constants.js';
+import { asBuffer } from './cursor.js';
+import type { NeedMore } from './handshake.js';
+
+/** One request header. `offset` and `cookie` are u64 (bigint: a hostile offset is exact). */
+export interface NbdRequest {
+  readonly flags: number;
+  readonly type: number;
+  readonly cookie: bigint;
+  readonly offset: bigint;
+  readonly length: number;
+}
+
+/** What the decoder hands over. */
+export type DecodedRequest =
+  | { readonly kind: 'request'; readonly request: NbdRequest }
+  | { readonly kind: 'write'; readonly request: NbdRequest; readonly payload: Uint8Array }
+  | { readonly kind: 'write-too-big'; readonly request: NbdRequest };
+
+/** Encodes a request header, followed by `payload` for a WRITE (client side). */
+export function encodeRequest(req: NbdRequest, payload?: Uint8Array): Uint8Array {
+  const b = Buffer.alloc(REQUEST_HEADER_LENGTH + (payload?.byteLength ?? 0));
+  b.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
+  b.writeUInt16BE(req.flags, 4);
+  b.writeUInt16BE(req.type, 6);
+  b.writeBigUInt64BE(req.cookie, 8);
+  b.writeBigUInt64BE(req.offset, 16);
+  b.writeUInt32BE(req.length >>> 0, 24);
+  if (payload !== undefined) b.set(payload, REQUEST_HEADER_LENGTH);
+  return b;
+}
+
+/** Decodes one request header; ProtocolError on a bad magic (the stream is then unusable). */
+export function decodeRequestHeader(input: Uint8Array): NeedMore | { readonly kind: 'header'; readonly request: NbdRequest; readonly consumed: number } {
+  if (input.byteLength < REQUEST_HEADER_LENGTH) return { kind: 'need-more', bytesNeeded: REQUEST_HEADER_LENGTH - input.byteLength };
+  const b = asBuffer(input);
+  const magic = b.readUInt32BE(0);
+  if (magic !== NBD_REQUEST_MAGIC) {
+    throw new ProtocolError('PROTO_BAD_REQUEST', `bad request magic 0x${magic.toString(16)}: expected 0x${NBD_REQUEST_MAGIC.toString(16)}`);
+  }
+  return {
+    kind: 'header',
+    request: {
+      flags: b.readUInt16BE(4),
+      type: b.readUInt16BE(6),
+      cookie: b.readBigUInt64BE(8),
+      offset: b.readBigUInt64BE(16),
+      length: b.readUInt32BE(24),
+    },
+    consumed: REQUEST_HEADER_LENGTH,
+  };
+}
+
+type State =
+  | { readonly kind: 'header' }
+  | { readonly kind: 'payload'; readonly request: NbdRequest; readonly buf: Buffer; filled: number }
+  | { readonly kind: 'skip'; readonly request: NbdRequest; remaining: number };
+
+/** Incremental request decoder for one connection. */
+export class RequestDecoder {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private state: State = { kind: 'header' };
+  private readonly maxPayload: number;
+
+  constructor(opts: { readonly maxPayload?: number } = {}) {
+    this.maxPayload = opts.maxPayload ?? NBD_MAX_PAYLOAD;
+  }
+
+  /** Bytes received but not yet part of a handed-over request (payload being filled included). */
+  get buffered(): number {
+    return this.size + (this.state.kind === 'payload' ? this.state.filled : 0);
+  }
+
+  /** Adds received bytes; returns every request completed by them. Throws ProtocolError on a bad magic. */
+  push(chunk: Uint8Array): DecodedRequest[] {
+    if (chunk.byteLength > 0) {
+      this.chunks.push(asBuffer(chunk));
+      this.size += chunk.byteLength;
+    }
+    const out: DecodedRequest[] = [];
+    for (;;) {
+      const s = this.state;
+      if (s.kind === 'header') {
+        if (this.size < REQUEST_HEADER_LENGTH) return out;
+        const step = decodeRequestHeader(this.take(REQUEST_HEADER_LENGTH));
+        if (step.kind !== 'header') return out; // unreachable: 28 bytes were taken
+        const req = step.request;
+        if (req.type !== NBD_CMD_WRITE) out.push({ kind: 'request', request: req });
+        else if (req.length > this.maxPayload) this.state = { kind: 'skip', request: req, remaining: req.length };
+        else if (req.length === 0) out.push({ kind: 'write', request: req, payload: new Uint8Array(0) });
+        else this.state = { kind: 'payload', request: req, buf: Buffer.allocUnsafe(req.length), filled: 0 };
+      } else if (s.kind === 'payload') {
+        while (s.filled < s.buf.byteLength && this.size > 0) {
+          const part = this.take(Math.min(s.buf.byteLength - s.filled, this.chunks[0]?.byteLength ?? 0));
+          s.buf.set(part, s.filled);
+          s.filled += part.byteLength;
+        }
+        if (s.filled < s.buf.byteLength) return out;
+        out.push({ kind: 'write', request: s.request, payload: s.buf });
+        this.state = { kind: 'header' };
+      } else {
+        while (s.remaining > 0 && this.size > 0) {
+          s.remaining -= this.take(Math.min(s.remaining, this.chunks[0]?.byteLength ?? 0)).byteLength;
+        }
+        if (s.remaining > 0) return out;
+        out.push({ kind: 'write-too-big', request: s.request });
+        this.state = { kind: 'header' };
+      }
+    }
+  }
+
+  /** Removes n buffered bytes (n ≤ size); a view when they lie in one chunk. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    let out: Buffer;
+    if (first.byteLength >= n) {
+      out = first.subarray(0, n);
+      if (first.byteLength === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let p = 0;
+      while (p < n) {
+        const c = this.chunks[0] as Buffer;
+        const k = Math.min(c.byteLength, n - p);
+        c.copy(out, p, 0, k);
+        p += k;
+        if (k === c.byteLength) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.size -= n;
+    return out;
+  }
+}
