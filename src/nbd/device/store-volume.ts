@@ -1,0 +1,262 @@
+/**
+ * A volume as a BlockDevice: byte ranges map onto whole blocks of the write-back cache
+ * (block-cache.ts). Whole-block writes of zeros, TRIM and WRITE_ZEROES store no object (an
+ * absent block reads as zeros); partial blocks are read, changed and written back under the
+ * block's lock. Writable only while it holds the volume's lease (lease.ts).
+ */
+import { ValidationError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { ObjectStore } from '../../storage/object-store.js';
+import { NBD_ENOTSUP } from '../protocol/constants.js';
+import { VolumeCache } from './block-cache.js';
+import type { BlockDevice, BlockSizes, Extent, WriteFlags, ZeroFlags } from './block-device.js';
+import type { VolumeLease } from './lease.js';
+import { blockIndexOf, blockKey, blocksPrefix, type VolumeMeta } from './volume-layout.js';
+
+/** Largest request the device accepts (NBD_INFO_BLOCK_SIZE maximum). */
+export const REQUEST_MAX = 32 * 1024 * 1024;
+/** NBD_STATE_HOLE | NBD_STATE_ZERO. */
+const HOLE_ZERO = 3;
+/** Blocks examined by one blockStatus call at most. */
+const STATUS_BLOCKS_MAX = 8192;
+
+/** Tuning of a StoreVolume. */
+export interface StoreVolumeOptions {
+  readonly store: ObjectStore;
+  readonly name: string;
+  readonly meta: VolumeMeta;
+  readonly cacheBytes: number;
+  /** Bound on dirty bytes (default half the cache, at least 4 blocks). */
+  readonly maxDirtyBytes?: number;
+  /** Parallel block uploads (default 16). */
+  readonly uploadConcurrency?: number;
+  /** Idle time before a dirty block uploads on its own (default 100 ms). */
+  readonly writeBackDelayMs?: number;
+  readonly logger?: Logger | undefined;
+}
+
+/** One volume; shared by every connection of one provider. */
+export class StoreVolume implements BlockDevice {
+  readonly name: string;
+  readonly description: string;
+  readonly size: number;
+  readonly blockSizes: BlockSizes;
+  readonly multiConn = true;
+  readonly blockSize: number;
+  private readonly blocks: VolumeCache;
+  private lease: VolumeLease | undefined;
+  private zeros: Buffer | undefined;
+
+  constructor(private readonly opts: StoreVolumeOptions) {
+    this.name = opts.name;
+    this.description = opts.meta.description;
+    this.size = opts.meta.size;
+    this.blockSize = opts.meta.blockSize;
+    this.blockSizes = { minimum: 1, preferred: this.blockSize, maximum: REQUEST_MAX };
+    const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * this.blockSize, Math.floor(opts.cacheBytes / 2));
+    this.blocks = new VolumeCache({
+      store: opts.store,
+      name: opts.name,
+      blockSize: this.blockSize,
+      size: this.size,
+      cacheBytes: Math.max(opts.cacheBytes, maxDirtyBytes + 4 * this.blockSize),
+      maxDirtyBytes,
+      uploadConcurrency: opts.uploadConcurrency ?? 16,
+      writeBackDelayMs: opts.writeBackDelayMs ?? 100,
+      epoch: () => this.lease?.epoch ?? 0,
+      fence: async () => {
+        if (this.lease === undefined) throw new ValidationError('ARG_INVALID', `volume ${this.name} is read-only here`);
+        await this.lease.checkFence();
+      },
+      logger: opts.logger,
+    });
+  }
+
+  /** True until a lease is attached. */
+  get readOnly(): boolean {
+    return this.lease === undefined;
+  }
+
+  /** The held lease's epoch, if writable. */
+  get epoch(): number | undefined {
+    return this.lease?.epoch;
+  }
+
+  /** Makes the volume writable under `lease`. */
+  attachLease(lease: VolumeLease): void {
+    this.lease = lease;
+  }
+
+  async read(offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const out = Buffer.allocUnsafe(length);
+    const spans = this.spans(offset, length);
+    const blocks = await Promise.all(spans.map((s) => this.blocks.read(s.index, opts.signal)));
+    spans.forEach((s, k) => {
+      const data = blocks[k] as Buffer | null;
+      if (data === null) out.fill(0, s.at, s.at + s.len);
+      else data.copy(out, s.at, s.off, s.off + s.len);
+    });
+    return out;
+  }
+
+  async write(offset: number, data: Uint8Array, flags: WriteFlags = {}): Promise<void> {
+    this.checkWritable();
+    const src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const spans = this.spans(offset, src.byteLength);
+    await Promise.all(
+      spans.map((s) => {
+        const part = src.subarray(s.at, s.at + s.len);
+        if (s.len === this.blocks.blockLength(s.index)) {
+          return this.blocks.put(s.index, this.isZero(part) ? null : Buffer.from(part));
+        }
+        return this.blocks.patch(s.index, (b) => void part.copy(b, s.off));
+      }),
+    );
+    if (flags.fua === true) await this.blocks.waitDurable(spans.map((s) => s.index));
+  }
+
+  async trim(offset: number, length: number, flags: WriteFlags = {}): Promise<void> {
+    await this.zero(offset, length, false, flags.fua === true);
+  }
+
+  async writeZeroes(offset: number, length: number, flags: ZeroFlags = {}): Promise<void> {
+    const noHole = flags.noHole === true;
+    if (noHole && flags.fastZero === true) {
+      // Keeping the range allocated means storing zero blocks: no faster than a write.
+      // NBD wants ENOTSUP here so the client falls back to writing zeros itself.
+      throw Object.assign(new ValidationError('NBD_FAST_ZERO_UNSUPPORTED', 'fast zero is not supported together with NO_HOLE'), { nbdErrno: NBD_ENOTSUP });
+    }
+    await this.zero(offset, length, noHole, flags.fua === true);
+  }
+
+  async flush(): Promise<void> {
+    await this.blocks.flush();
+  }
+
+  async cache(offset: number, length: number): Promise<void> {
+    const spans = this.spans(offset, Math.min(length, REQUEST_MAX));
+    await this.blocks.prefetch(spans.map((s) => s.index));
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent[]> {
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    const end = Math.min(this.size, offset + length);
+    const last = Math.min(Math.ceil(end / bs) - 1, first + STATUS_BLOCKS_MAX - 1);
+    const stored = new Set<number>();
+    const prefix = blocksPrefix(this.name);
+    const listOpts = first === 0 ? {} : { startAfter: blockKey(this.name, first - 1) };
+    for await (const info of this.opts.store.list(prefix, listOpts)) {
+      const i = blockIndexOf(prefix, info.key);
+      if (i === undefined) continue;
+      if (i > last) break;
+      stored.add(i);
+    }
+    const extents: { length: number; flags: number }[] = [];
+    for (let i = first; i <= last; i++) {
+      const from = Math.max(offset, i * bs);
+      const to = Math.min(end, (i + 1) * bs);
+      const zero = this.blocks.cachedZero(i) ?? !stored.has(i);
+      const flags = zero ? HOLE_ZERO : 0;
+      const prev = extents[extents.length - 1];
+      if (prev !== undefined && prev.flags === flags) prev.length += to - from;
+      else extents.push({ length: to - from, flags });
+    }
+    return extents;
+  }
+
+  /** Flushes, then releases the lease (if any). */
+  async close(): Promise<void> {
+    try {
+      if (this.lease !== undefined) await this.blocks.close();
+    } finally {
+      await this.lease?.release();
+    }
+  }
+
+  /** Test hook: stop renewing and uploading as if the process died (nothing is flushed). */
+  crashForTests(): void {
+    this.lease?.abandon();
+    this.blocks.fail(new ValidationError('ARG_INVALID', 'volume crashed (test)'));
+  }
+
+  private checkWritable(): void {
+    if (this.lease === undefined) throw new ValidationError('ARG_INVALID', `volume ${this.name} is open read-only`);
+  }
+
+  private async zero(offset: number, length: number, keepAllocated: boolean, fua: boolean): Promise<void> {
+    this.checkWritable();
+    const spans = this.spans(offset, length);
+    await Promise.all(
+      spans.map((s) => {
+        const len = this.blocks.blockLength(s.index);
+        if (s.len === len) return this.blocks.put(s.index, keepAllocated ? Buffer.alloc(len) : null);
+        return this.blocks.patch(s.index, (b) => void b.fill(0, s.off, s.off + s.len), !keepAllocated);
+      }),
+    );
+    if (fua) await this.blocks.waitDurable(spans.map((s) => s.index));
+  }
+
+  private isZero(b: Buffer): boolean {
+    this.zeros ??= Buffer.alloc(this.blockSize);
+    return b.equals(this.zeros.subarray(0, b.byteLength));
+  }
+
+  /** The blocks a range touches: block index, offset in block, offset in the range, length. */
+  private spans(offset: number, length: number): { index: number; off: number; at: number; len: number }[] {
+    const out: { index: number; off: number; at: number; len: number }[] = [];
+    const bs = this.blockSize;
+    let pos = offset;
+    const end = offset + length;
+    while (pos < end) {
+      const index = Math.floor(pos / bs);
+      const off = pos - index * bs;
+      const len = Math.min(bs - off, end - pos);
+      out.push({ index, off, at: pos - offset, len });
+      pos += len;
+    }
+    return out;
+  }
+}
+
+/** A read-only window on a shared volume (a connection that asked for read-only). */
+export class ReadOnlyVolumeView implements BlockDevice {
+  readonly readOnly = true;
+  constructor(private readonly volume: StoreVolume) {}
+  get name(): string {
+    return this.volume.name;
+  }
+  get description(): string {
+    return this.volume.description;
+  }
+  get size(): number {
+    return this.volume.size;
+  }
+  get blockSizes(): BlockSizes {
+    return this.volume.blockSizes;
+  }
+  get multiConn(): boolean {
+    return this.volume.multiConn;
+  }
+  read(offset: number, length: number, opts?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    return this.volume.read(offset, length, opts);
+  }
+  write(): Promise<void> {
+    return Promise.reject(new ValidationError('ARG_INVALID', `volume ${this.name} is open read-only`));
+  }
+  trim(): Promise<void> {
+    return this.write();
+  }
+  writeZeroes(): Promise<void> {
+    return this.write();
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  cache(offset: number, length: number): Promise<void> {
+    return this.volume.cache(offset, length);
+  }
+  blockStatus(offset: number, length: number): Promise<Extent[]> {
+    return this.volume.blockStatus(offset, length);
+  }
+}
