@@ -13,12 +13,18 @@ import type { RepositoryHost } from '../repo/repository.js';
 import { createGitService } from '../service/dispatch.js';
 import type { GitService } from '../service/git-service.js';
 import { FsStore } from '../storage/fs/fs-store.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { DeviceProvider } from '../nbd/device/block-device.js';
+import { StoreDeviceProvider, defaultNodeId } from '../nbd/device/store-provider.js';
+import { NbdServer } from '../nbd/server/server.js';
 import { GitDaemon } from '../frontends/git-daemon/server.js';
 import { SmartHttpServer } from '../frontends/smart-http/server.js';
 
 /** The backends of one process. */
 export interface Backends {
   readonly host: RepositoryHost;
+  /** The object store everything lives in (NBD volumes too). */
+  readonly store: ObjectStore;
   /** Closes the meta store (and anything else holding resources). */
   close(): Promise<void>;
 }
@@ -27,6 +33,7 @@ export interface Backends {
 export interface Frontends {
   readonly gitDaemon?: GitDaemon;
   readonly http?: SmartHttpServer;
+  readonly nbd?: NbdServer;
 }
 
 /** Slack above limits.packSizeMax for the ref commands and push options in a push body. */
@@ -54,6 +61,7 @@ export function openBackends(config: StowageConfig): Backends {
   const host = StoredRepositoryHost.of(store, meta, caches, Date.now);
   return {
     host,
+    store,
     close: () => meta.close(),
   };
 }
@@ -96,4 +104,25 @@ export function createFrontends(config: StowageConfig, service: GitService, logg
       })
     : undefined;
   return { ...(gitDaemon === undefined ? {} : { gitDaemon }), ...(http === undefined ? {} : { http }) };
+}
+
+/** The device provider NBD serves: volumes in the object store (nbd/<name>/...). */
+export function createDeviceProvider(config: StowageConfig, backends: Backends, logger: Logger): DeviceProvider {
+  return new StoreDeviceProvider({
+    store: backends.store,
+    cacheMb: config.nbd.cacheMb,
+    nodeId: defaultNodeId(),
+    logger: logger.child({ component: 'nbd-device' }),
+  });
+}
+
+/** The NBD server when enabled (not started). */
+export function createNbdServer(config: StowageConfig, backends: Backends, logger: Logger): NbdServer | undefined {
+  if (!config.nbd.enabled) return undefined;
+  return new NbdServer({
+    provider: createDeviceProvider(config, backends, logger),
+    listen: config.nbd.listen,
+    logger: logger.child({ frontend: 'nbd' }),
+    maxConnections: config.nbd.maxConnections,
+  });
 }

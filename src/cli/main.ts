@@ -8,6 +8,7 @@ import { LOG_LEVELS } from '../core/log.js';
 import { stowageAgent } from './compose.js';
 import { processIo, type CliIo } from './io.js';
 import { addStoreOptions, type ConfigFlags } from './options.js';
+import { nbdCommand } from './nbd-commands.js';
 import { repoCommand } from './repo-commands.js';
 import { runServe } from './serve.js';
 
@@ -25,16 +26,18 @@ export function buildProgram(io: CliIo): Command {
       writeErr: (s) => void io.stderr.write(s),
     });
 
-  addStoreOptions(program.command('serve').description('run the git:// and HTTP servers'))
+  addStoreOptions(program.command('serve').description('run the git://, HTTP and NBD servers'))
     .option('--git-listen <host:port>', 'git:// listen address (default 127.0.0.1:9418)')
     .option('--http-listen <host:port>', 'HTTP listen address (default 127.0.0.1:8080)')
     .option('--git-allow-push', 'allow push over git:// (it has no authentication)')
+    .option('--nbd-listen <host:port>', 'serve NBD block devices on this address (e.g. 127.0.0.1:10809)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (opts: ConfigFlags) => {
       await runServe(opts, io);
     });
 
   program.addCommand(repoCommand(io));
+  program.addCommand(nbdCommand(io));
 
   // Every command throws instead of exiting, so main decides the status.
   const override = (cmd: Command): void => {

@@ -13,6 +13,8 @@ export interface ConfigFlags {
   readonly data?: string;
   readonly gitListen?: string;
   readonly httpListen?: string;
+  /** `--nbd-listen HOST:PORT` also enables the NBD server. */
+  readonly nbdListen?: string;
   readonly gitAllowPush?: boolean;
   readonly logLevel?: string;
 }
@@ -29,6 +31,7 @@ const FLAG_KEYS: ReadonlyArray<readonly [keyof ConfigFlags, string, string]> = [
   ['data', 'data', '--data'],
   ['gitListen', 'git.listen', '--git-listen'],
   ['httpListen', 'http.listen', '--http-listen'],
+  ['nbdListen', 'nbd.listen', '--nbd-listen'],
   ['gitAllowPush', 'git.allowPush', '--git-allow-push'],
   ['logLevel', 'log.level', '--log-level'],
 ];
@@ -40,6 +43,8 @@ export function flagAssignments(flags: ConfigFlags): ConfigAssignment[] {
     const value = flags[prop];
     if (value !== undefined) out.push({ path, value, source: flag });
   }
+  // Asking for an NBD listen address means serving NBD.
+  if (flags.nbdListen !== undefined) out.push({ path: 'nbd.enabled', value: true, source: '--nbd-listen' });
   return out;
 }
 

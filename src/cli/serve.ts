@@ -6,7 +6,7 @@
 import { formatHostPort } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
-import { createFrontends, createService, openBackends } from './compose.js';
+import { createFrontends, createNbdServer, createService, openBackends } from './compose.js';
 import type { CliIo } from './io.js';
 import { configFromFlags, type ConfigFlags } from './options.js';
 
@@ -17,9 +17,10 @@ export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
   const backends = openBackends(config);
   const service = createService(config, backends, logger);
   const { gitDaemon, http } = createFrontends(config, service, logger);
-  if (gitDaemon === undefined && http === undefined) {
+  const nbd = createNbdServer(config, backends, logger);
+  if (gitDaemon === undefined && http === undefined && nbd === undefined) {
     await backends.close();
-    throw new ValidationError('CONFIG_INVALID', 'nothing to serve: both git.enabled and http.enabled are false');
+    throw new ValidationError('CONFIG_INVALID', 'nothing to serve: git.enabled, http.enabled and nbd.enabled are all false');
   }
 
   const started: Array<{ close(): Promise<void> }> = [];
@@ -37,6 +38,11 @@ export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
       const a = await http.start();
       started.push(http);
       logger.info({ service: 'http', url: `http://${formatHostPort(a.address, a.port)}` }, 'listening');
+    }
+    if (nbd !== undefined) {
+      const a = await nbd.start();
+      started.push(nbd);
+      logger.info({ service: 'nbd', url: `nbd://${formatHostPort(a.address, a.port)}` }, 'listening');
     }
   } catch (err) {
     await closeAll();

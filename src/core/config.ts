@@ -89,6 +89,14 @@ export const CONFIG_SCHEMA = z.strictObject({
     listen: listen.prefault('127.0.0.1:8080'),
     maxConnections: count(1).default(1024),
   }).prefault({}),
+  /** NBD block devices: off unless enabled (serve starts git and HTTP by default). */
+  nbd: z.strictObject({
+    enabled: bool.default(false),
+    listen: listen.prefault('127.0.0.1:10809'),
+    maxConnections: count(1).default(64),
+    /** Write-back cache per open volume, MiB. */
+    cacheMb: count(1).default(64),
+  }).prefault({}),
   cache: z.strictObject({
     blockMb: count(0).default(256),
     indexMb: count(0).default(64),
@@ -129,12 +137,13 @@ export interface StowageConfig extends Omit<ParsedConfig, 'limits' | 'fsck'> {
 }
 
 type LeafKind = 'string' | 'boolean' | 'integer' | 'bytes';
-type SectionName = 'git' | 'http' | 'cache' | 'limits' | 'receive' | 'log';
+type SectionName = 'git' | 'http' | 'nbd' | 'cache' | 'limits' | 'receive' | 'log';
 
 /** Every settable key and how text (env, flags) converts to its type. */
 const LEAVES: Readonly<Record<SectionName, Readonly<Record<string, LeafKind>>>> = {
   git: { enabled: 'boolean', listen: 'string', allowPush: 'boolean', maxConnections: 'integer' },
   http: { enabled: 'boolean', listen: 'string', maxConnections: 'integer' },
+  nbd: { enabled: 'boolean', listen: 'string', maxConnections: 'integer', cacheMb: 'integer' },
   cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer' },
   limits: { packSizeMax: 'bytes', packObjectsMax: 'integer', objectSizeMax: 'bytes', idleTimeoutMs: 'integer' },
   receive: { denyNonFastForwards: 'boolean' },
