@@ -121,6 +121,8 @@ describe('NBD with real clients', { timeout: 900_000 }, () => {
       '--verify=crc32c',
       '--do_verify=1',
       '--verify_fatal=1',
+      // fio would otherwise leave a verify-state file in the working directory.
+      '--verify_state_save=0',
       '--output-format=json',
     ]);
     const job = (JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: { error: number; write: { io_bytes: number } }[] }).jobs[0];
