@@ -38,10 +38,22 @@ export interface EncodeIdxOptions {
   readonly off32Limit?: number;
 }
 
+/** Whether entries are already in idx order: callers that index a pack usually sort once themselves. */
+function isSortedByOid(entries: readonly IdxEntry[]): boolean {
+  for (let i = 1; i < entries.length; i++) {
+    const a = entries[i - 1]!;
+    const b = entries[i]!;
+    if (a.oid > b.oid || (a.oid === b.oid && a.offset > b.offset)) return false;
+  }
+  return true;
+}
+
 /** Encodes an idx v2 for `entries` (any order) of the pack whose trailer is `packChecksum`. */
 export function encodeIdx(entries: readonly IdxEntry[], packChecksum: ObjectId, opts: EncodeIdxOptions = {}): Uint8Array {
   const limit = Math.min(opts.off32Limit ?? LARGE_OFFSET - 1, LARGE_OFFSET - 1);
-  const sorted = entries.slice().sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : a.offset - b.offset));
+  const sorted = isSortedByOid(entries)
+    ? entries
+    : entries.slice().sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : a.offset - b.offset));
   const n = sorted.length;
   let large = 0;
   for (const e of sorted) if (e.offset > limit) large++;
