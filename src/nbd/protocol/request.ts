@@ -10,6 +10,7 @@ import { ProtocolError } from '../../core/errors.js';
 import { NBD_CMD_WRITE, NBD_MAX_PAYLOAD, NBD_REQUEST_MAGIC, REQUEST_HEADER_LENGTH } from './constants.js';
 import { asBuffer } from './cursor.js';
 import type { NeedMore } from './handshake.js';
+import { ByteQueue } from './byte-queue.js';
 
 /** One request header. `offset` and `cookie` are u64 (bigint: a hostile offset is exact). */
 export interface NbdRequest {
@@ -67,8 +68,7 @@ type State =
 
 /** Incremental request decoder for one connection. */
 export class RequestDecoder {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly queue = new ByteQueue();
   private state: State = { kind: 'header' };
   private readonly maxPayload: number;
 
@@ -78,21 +78,18 @@ export class RequestDecoder {
 
   /** Bytes received but not yet part of a handed-over request (payload being filled included). */
   get buffered(): number {
-    return this.size + (this.state.kind === 'payload' ? this.state.filled : 0);
+    return this.queue.size + (this.state.kind === 'payload' ? this.state.filled : 0);
   }
 
   /** Adds received bytes; returns every request completed by them. Throws ProtocolError on a bad magic. */
   push(chunk: Uint8Array): DecodedRequest[] {
-    if (chunk.byteLength > 0) {
-      this.chunks.push(asBuffer(chunk));
-      this.size += chunk.byteLength;
-    }
+    this.queue.push(asBuffer(chunk));
     const out: DecodedRequest[] = [];
     for (;;) {
       const s = this.state;
       if (s.kind === 'header') {
-        if (this.size < REQUEST_HEADER_LENGTH) return out;
-        const step = decodeRequestHeader(this.take(REQUEST_HEADER_LENGTH));
+        if (this.queue.size < REQUEST_HEADER_LENGTH) return out;
+        const step = decodeRequestHeader(this.queue.take(REQUEST_HEADER_LENGTH));
         if (step.kind !== 'header') return out; // unreachable: 28 bytes were taken
         const req = step.request;
         if (req.type !== NBD_CMD_WRITE) out.push({ kind: 'request', request: req });
@@ -100,8 +97,8 @@ export class RequestDecoder {
         else if (req.length === 0) out.push({ kind: 'write', request: req, payload: new Uint8Array(0) });
         else this.state = { kind: 'payload', request: req, buf: Buffer.allocUnsafe(req.length), filled: 0 };
       } else if (s.kind === 'payload') {
-        while (s.filled < s.buf.byteLength && this.size > 0) {
-          const part = this.take(Math.min(s.buf.byteLength - s.filled, this.chunks[0]?.byteLength ?? 0));
+        while (s.filled < s.buf.byteLength && this.queue.size > 0) {
+          const part = this.queue.take(Math.min(s.buf.byteLength - s.filled, this.queue.frontLength));
           s.buf.set(part, s.filled);
           s.filled += part.byteLength;
         }
@@ -109,37 +106,13 @@ export class RequestDecoder {
         out.push({ kind: 'write', request: s.request, payload: s.buf });
         this.state = { kind: 'header' };
       } else {
-        while (s.remaining > 0 && this.size > 0) {
-          s.remaining -= this.take(Math.min(s.remaining, this.chunks[0]?.byteLength ?? 0)).byteLength;
+        while (s.remaining > 0 && this.queue.size > 0) {
+          s.remaining -= this.queue.take(Math.min(s.remaining, this.queue.frontLength)).byteLength;
         }
         if (s.remaining > 0) return out;
         out.push({ kind: 'write-too-big', request: s.request });
         this.state = { kind: 'header' };
       }
     }
-  }
-
-  /** Removes n buffered bytes (n ≤ size); a view when they lie in one chunk. */
-  private take(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    let out: Buffer;
-    if (first.byteLength >= n) {
-      out = first.subarray(0, n);
-      if (first.byteLength === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let p = 0;
-      while (p < n) {
-        const c = this.chunks[0] as Buffer;
-        const k = Math.min(c.byteLength, n - p);
-        c.copy(out, p, 0, k);
-        p += k;
-        if (k === c.byteLength) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
-    this.size -= n;
-    return out;
   }
 }

@@ -6,21 +6,20 @@
  * handshake costs no memory.
  */
 import type { Duplex } from 'node:stream';
+import { ByteQueue } from '../protocol/byte-queue.js';
 
 /** Buffered bytes above which the source is paused until a read consumes them. */
 const HIGH_WATER = 256 * 1024;
 
 /** A resumable byte source. */
 export class ByteInput {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly queue = new ByteQueue();
   private ended = false;
   private wake: (() => void) | undefined;
   private stream: Duplex | undefined;
   private readonly onData = (chunk: Buffer): void => {
-    this.chunks.push(chunk);
-    this.size += chunk.byteLength;
-    if (this.size > HIGH_WATER) this.stream?.pause();
+    this.queue.push(chunk);
+    if (this.queue.size > HIGH_WATER) this.stream?.pause();
     this.notify();
   };
   private readonly onEnd = (): void => {
@@ -55,15 +54,12 @@ export class ByteInput {
 
   /** Everything buffered, removed from this input. */
   drainBuffered(): Buffer[] {
-    const out = this.chunks;
-    this.chunks = [];
-    this.size = 0;
-    return out;
+    return this.queue.drain();
   }
 
   /** Bytes buffered now. */
   get buffered(): number {
-    return this.size;
+    return this.queue.size;
   }
 
   private notify(): void {
@@ -73,7 +69,7 @@ export class ByteInput {
   }
 
   private async fill(n: number): Promise<boolean> {
-    while (this.size < n) {
+    while (this.queue.size < n) {
       if (this.ended) return false;
       this.stream?.resume();
       await new Promise<void>((resolve) => {
@@ -86,8 +82,8 @@ export class ByteInput {
   /** Exactly n bytes, or undefined if the peer went away first. */
   async read(n: number): Promise<Buffer | undefined> {
     if (!(await this.fill(n))) return undefined;
-    const out = this.take(n);
-    if (this.size <= HIGH_WATER) this.stream?.resume();
+    const out = this.queue.take(n);
+    if (this.queue.size <= HIGH_WATER) this.stream?.resume();
     return out;
   }
 
@@ -95,33 +91,10 @@ export class ByteInput {
   async skip(n: number): Promise<boolean> {
     let left = n;
     while (left > 0) {
-      if (this.size === 0 && !(await this.fill(1))) return false;
-      left -= this.take(Math.min(left, (this.chunks[0] as Buffer).byteLength)).byteLength;
+      if (this.queue.size === 0 && !(await this.fill(1))) return false;
+      left -= this.queue.take(Math.min(left, this.queue.frontLength)).byteLength;
       this.stream?.resume();
     }
     return true;
-  }
-
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    let out: Buffer;
-    if (first !== undefined && first.byteLength >= n) {
-      out = first.subarray(0, n);
-      if (first.byteLength === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let p = 0;
-      while (p < n) {
-        const c = this.chunks[0] as Buffer;
-        const k = Math.min(c.byteLength, n - p);
-        c.copy(out, p, 0, k);
-        p += k;
-        if (k === c.byteLength) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
-    this.size -= n;
-    return out;
   }
 }
