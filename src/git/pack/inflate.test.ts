@@ -154,3 +154,38 @@ describe('Inflater (streaming)', () => {
     assert.ok(inf.done);
   });
 });
+
+describe('Inflater memory on hostile sizes', () => {
+  test('a tiny stream declaring a huge size is refused without allocating the declared size', () => {
+    const declared = 400 * 1024 * 1024;
+    // In a pack the next entry follows: trailing bytes let the inflater see the stream end.
+    const stream = Buffer.concat([deflateSync(Buffer.from('tiny')), Buffer.alloc(32)]);
+    const before = process.memoryUsage().arrayBuffers;
+    const inflater = new Inflater();
+    inflater.begin(declared, 12);
+    let grew = 0;
+    assert.throws(
+      () => {
+        inflater.write(stream, 0, stream.length);
+        grew = process.memoryUsage().arrayBuffers - before;
+        // The stream ended early: the entry inflates to fewer bytes than declared.
+        assert.fail('expected the short stream to be refused');
+      },
+      (err: unknown) => {
+        grew = process.memoryUsage().arrayBuffers - before;
+        return err instanceof StowageError && err.code === 'PACK_BAD_ENTRY';
+      },
+    );
+    assert.ok(grew < 16 * 1024 * 1024, `inflating ${stream.length} bytes reserved ${grew} bytes`);
+    const beforeWhole = process.memoryUsage().arrayBuffers;
+    let grewWhole = 0;
+    assert.throws(
+      () => inflateAt(stream, 0, declared),
+      (err: unknown) => {
+        grewWhole = process.memoryUsage().arrayBuffers - beforeWhole;
+        return err instanceof StowageError && err.code === 'PACK_BAD_ENTRY';
+      },
+    );
+    assert.ok(grewWhole < 16 * 1024 * 1024, `inflateAt of ${stream.length} bytes reserved ${grewWhole} bytes`);
+  });
+});

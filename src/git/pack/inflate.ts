@@ -46,6 +46,10 @@ function openNative(stream: Inflate | Deflate): { handle: NativeZlib; state: Uin
   return { handle: handle as NativeZlib, state };
 }
 
+/** Upper bound on deflate's expansion: zlib's maximum ratio is about 1032:1. */
+const INFLATE_RATIO_MAX = 1040;
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A reusable inflater for one zlib stream at a time, producing exactly the size the pack
  * entry declares: more output or an early end is a corrupt entry.
@@ -54,7 +58,7 @@ export class Inflater {
   #handle!: NativeZlib;
   #state!: Uint32Array;
   #error: string | undefined;
-  #out: Buffer = Buffer.alloc(1);
+  #out: Buffer = EMPTY;
   #expected = 0;
   #produced = 0;
   #done = true;
@@ -76,8 +80,10 @@ export class Inflater {
     }
     if (this.#error !== undefined) this.#open();
     else this.#handle.reset();
-    // One spare byte: filling it proves the stream is longer than declared.
-    this.#out = Buffer.allocUnsafe(expectedSize + 1);
+    // Output space is reserved as input arrives (see #reserve), never from the declared size
+    // alone: a 20-byte entry claiming 512 MiB must not allocate 512 MiB.
+    // result() hands out a view of the buffer, so every stream starts a fresh one.
+    this.#out = EMPTY;
     this.#expected = expectedSize;
     this.#produced = 0;
     this.#done = false;
@@ -92,7 +98,7 @@ export class Inflater {
     const len = end - start;
     if (this.#done || len <= 0) return 0;
     if (start < 0 || end > input.length) throw new RangeError('Inflater.write range outside input');
-    const out = this.#out;
+    const out = this.#reserve(len);
     this.#handle.writeSync(constants.Z_NO_FLUSH, input, start, len, out, this.#produced, out.length - this.#produced);
     const error = this.#lastError();
     if (error !== undefined) throw this.#corrupt(error);
@@ -107,7 +113,8 @@ export class Inflater {
     }
     if (this.#produced === this.#expected) {
       // All output is there; ask zlib (Z_FINISH on no input) whether the checksum was too.
-      this.#handle.writeSync(constants.Z_FINISH, input, end, 0, out, this.#produced, out.length - this.#produced);
+      this.#reserve(0);
+      this.#handle.writeSync(constants.Z_FINISH, input, end, 0, this.#out, this.#produced, this.#out.length - this.#produced);
       const probe = this.#lastError();
       if (probe === undefined) this.#finish();
       else if (probe.startsWith('Z_BUF_ERROR')) this.#error = undefined;
@@ -130,7 +137,7 @@ export class Inflater {
     const len = end - start;
     if (len <= 0) return undefined;
     if (start < 0 || end > input.length) throw new RangeError('Inflater.inflateWhole range outside input');
-    const out = this.#out;
+    const out = this.#reserve(len);
     this.#handle.writeSync(constants.Z_FINISH, input, start, len, out, 0, out.length);
     const error = this.#lastError();
     if (error !== undefined) {
@@ -144,6 +151,22 @@ export class Inflater {
     if (availOut === 0) throw this.#sizeMismatch('more');
     this.#finish();
     return len - this.#state[1]!;
+  }
+
+  /**
+   * Makes room for what `inputBytes` more compressed bytes can inflate to (deflate expands at
+   * most about 1032:1), capped at the declared size plus the one spare byte whose filling
+   * proves a stream longer than declared. Below the cap, zlib can never run out of output room,
+   * so "output full" keeps meaning "more than declared". Keeps the bytes produced so far.
+   */
+  #reserve(inputBytes: number): Buffer {
+    const cap = this.#expected + 1;
+    const want = Math.min(cap, this.#produced + inputBytes * INFLATE_RATIO_MAX + 64);
+    if (this.#out.length >= want) return this.#out;
+    const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(want, this.#out.length * 2)));
+    this.#out.copy(grown, 0, 0, this.#produced);
+    this.#out = grown;
+    return grown;
   }
 
   /** The error the native handle reported during the last call (set by its onerror callback). */
