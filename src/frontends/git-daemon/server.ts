@@ -4,6 +4,7 @@
  * become one `ERR <message>` pkt-line (never a stack); later ones close the connection, since
  * the service reports protocol failures itself once the conversation has begun.
  */
+import { settlesWithin } from '../../core/settle.js';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { formatHostPort, type ListenAddress } from '../../core/config.js';
@@ -84,13 +85,7 @@ export class GitDaemon {
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const grace = this.opts.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
     const all = (): Promise<unknown> => Promise.all([...this.connections].map((c) => c.done));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), grace);
-    });
-    const outcome = await Promise.race([all().then(() => 'done' as const), deadline]);
-    clearTimeout(timer);
-    if (outcome === 'late') {
+    if (!(await settlesWithin(all(), grace))) {
       this.opts.logger.warn({ connections: this.connections.size }, 'git daemon: cutting connections still running at shutdown');
       for (const c of this.connections) {
         c.abort.abort(new StowageError('ABORTED', 'server shutting down'));

@@ -5,6 +5,7 @@
  * and releases the device (which flushes it) when the client leaves, however it leaves. A
  * failing client never affects another.
  */
+import { settlesWithin } from '../../core/settle.js';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
@@ -97,16 +98,11 @@ export class NbdServer {
       else c.transmission.stop();
     }
     const all = Promise.all([...this.connections].map((c) => c.done));
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), this.opts.shutdownGraceMs ?? 10_000);
-    });
-    if ((await Promise.race([all.then(() => 'done' as const), late])) === 'late') {
+    if (!(await settlesWithin(all, this.opts.shutdownGraceMs ?? 10_000))) {
       this.opts.logger.warn({ connections: this.connections.size }, 'nbd: cutting connections still busy at shutdown');
       for (const c of this.connections) c.socket.destroy();
       await all;
     }
-    clearTimeout(timer);
     await stopped;
   }
 
