@@ -68,9 +68,19 @@ export interface EnumerateRequest {
   readonly onProgress?: ProgressFn;
 }
 
+/**
+ * What the walk learnt that helps build the pack (the client's edge objects as thin-pack
+ * bases, path names for delta search). Opaque: made by enumerateObjects, read by packObjects.
+ */
+export interface PackHints {
+  readonly __packHints: unique symbol;
+}
+
 /** Objects to send, in a good order for a pack (commits by recency, then trees and blobs). */
 export interface EnumerateResult {
   readonly objects: readonly ObjectId[];
+  /** Pass to packObjects (PackObjectsOptions.hints) for smaller packs; optional. */
+  readonly hints?: PackHints;
 }
 
 export interface PackObjectsOptions {
@@ -80,6 +90,8 @@ export interface PackObjectsOptions {
   readonly ofsDelta: boolean;
   /** Objects the client is known to have (for thin packs). */
   readonly haves?: readonly ObjectId[];
+  /** From the EnumerateResult that listed these objects. */
+  readonly hints?: PackHints;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressFn;
 }

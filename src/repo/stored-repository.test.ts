@@ -103,15 +103,16 @@ for (const kind of ['memory', 'fs'] as const) {
     test('a thin fetch reuses deltas against the enumeration edge and completes with --fix-thin', async () => {
       const main = ref('refs/heads/main');
       const res = await repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit] });
-      const pack = async (thin: boolean, objects: readonly ObjectId[]): Promise<Buffer> => {
+      const pack = async (thin: boolean, withHints: boolean): Promise<Buffer> => {
         const chunks: Uint8Array[] = [];
-        for await (const c of repo.packObjects(objects, { thin, ofsDelta: true, haves: [fx.splitCommit] })) chunks.push(c);
+        const hints = withHints && res.hints !== undefined ? { hints: res.hints } : {};
+        for await (const c of repo.packObjects(res.objects, { thin, ofsDelta: true, haves: [fx.splitCommit], ...hints })) chunks.push(c);
         return Buffer.concat(chunks);
       };
-      const thin = await pack(true, res.objects);
-      const full = await pack(false, res.objects);
-      // A copy of the list is not the enumeration's: no paths and no edge, so no delta search.
-      const copy = await pack(true, [...res.objects]);
+      const thin = await pack(true, true);
+      const full = await pack(false, true);
+      // Without the enumeration's hints: no paths and no edge, so no delta search.
+      const copy = await pack(true, false);
       assert.ok(thin.length < full.length && full.length < copy.length, `${thin.length} < ${full.length} < ${copy.length}`);
       const dir = join(tmp, `${kind}-thin.git`);
       await git(tmp, ['init', '-q', '--bare', dir]);

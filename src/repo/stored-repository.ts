@@ -26,6 +26,7 @@ import type {
   ReceivePackOptions,
   Repository,
   ShallowUpdate,
+  PackHints,
 } from './repository.js';
 import { enumerateObjects, TAG_CHAIN_MAX, type Enumeration, type TagRef } from './walk/enumerate.js';
 import { computeShallow } from './walk/shallow.js';
@@ -48,8 +49,6 @@ export class StoredRepository implements Repository {
   readonly #commitKeyPrefix: string;
   #state: RepoState | undefined;
   #db: { readonly version: number; readonly db: Promise<ObjectDb> } | undefined;
-  /** Each enumeration (edge, paths) by the identity of its object list (dropped with the list). */
-  readonly #enumerations = new WeakMap<readonly ObjectId[], Enumeration>();
 
   constructor(record: RepoRecord, deps: StoredRepositoryDeps) {
     this.record = record;
@@ -119,19 +118,19 @@ export class StoredRepository implements Repository {
       }
     }
     const res = await enumerateObjects(this, req, tags);
-    this.#enumerations.set(res.objects, res);
-    return { objects: res.objects };
+    return { objects: res.objects, hints: res as unknown as PackHints };
   }
 
   /**
-   * Streams the pack. When `objects` is the very list enumerateObjects returned, that
-   * enumeration's paths guide a delta search for objects sent whole, and a thin pack may use
-   * its edge (the client's trees and blobs) as delta bases.
+   * Streams the pack. With the hints of the enumeration that listed `objects`, its paths guide
+   * a delta search for objects sent whole, and a thin pack may use its edge (the client's trees
+   * and blobs) as delta bases.
    */
   packObjects(objects: readonly ObjectId[], opts: PackObjectsOptions): AsyncIterable<Uint8Array> {
     const objectsDb = (): Promise<ObjectDb> => this.#objects();
-    const e = this.#enumerations.get(objects);
-    const full = e === undefined ? opts : { ...opts, edges: e.edges, hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName } };
+    const { hints, ...rest } = opts;
+    const e = hints as unknown as Enumeration | undefined;
+    const full = e === undefined ? rest : { ...rest, edges: e.edges, hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName } };
     return (async function* stream() {
       yield* packObjects(await objectsDb(), objects, full);
     })();

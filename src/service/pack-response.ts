@@ -142,6 +142,7 @@ export async function sendPack(
     progress.finish();
     if (n > 0) progress.update('Counting objects', n, n);
     const chunks = repo.packObjects(enumerated.objects, {
+      ...(enumerated.hints === undefined ? {} : { hints: enumerated.hints }),
       thin: req.thin,
       ofsDelta: req.ofsDelta,
       haves: req.haves,

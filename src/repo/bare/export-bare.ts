@@ -70,11 +70,11 @@ async function writeRepository(repo: Repository, path: string, opts: ExportOptio
   if (tips.length > 0) {
     const progress = opts.onProgress === undefined ? {} : { onProgress: opts.onProgress };
     const signalOpt = signal === undefined ? {} : { signal };
-    const { objects: list } = await repo.enumerateObjects({ wants: tips, haves: [], ...signalOpt, ...progress });
+    const { objects: list, hints } = await repo.enumerateObjects({ wants: tips, haves: [], ...signalOpt, ...progress });
     const tmpName = `tmp_pack_${randomBytes(6).toString('hex')}`;
     const spool = await SpoolFile.createAt(join(packDir, tmpName));
     try {
-      const indexed = await indexPack(repo.packObjects(list, { thin: false, ofsDelta: true, ...signalOpt, ...progress }), spool, {
+      const indexed = await indexPack(repo.packObjects(list, { thin: false, ofsDelta: true, ...(hints === undefined ? {} : { hints }), ...signalOpt, ...progress }), spool, {
         ...signalOpt,
         ...progress,
       });

@@ -26,7 +26,7 @@ const READ_AHEAD = 64;
 const PROGRESS_STEP_MIN = 256;
 
 /** Options of packObjects beyond the contract's. */
-export interface PackOutOptions extends PackObjectsOptions {
+export interface PackOutOptions extends Omit<PackObjectsOptions, 'hints'> {
   /** Output chunk size in bytes (default 64 KiB). */
   readonly chunkSize?: number;
   /** Send a stored pack verbatim when it holds exactly the objects (default true). */
