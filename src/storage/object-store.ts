@@ -34,6 +34,12 @@ export interface GetOptions extends SignalOptions {
 export interface PutOptions extends SignalOptions {
   /** Create-only: write only if no object exists at the key; linearizable across processes. */
   readonly ifAbsent?: boolean;
+  /**
+   * Visible at once, durable only once a later `sync()` resolves (the fs store skips its
+   * per-object fsync). For block devices, whose FLUSH is the durability point. Stores whose
+   * every put is durable ignore it. Never combined with `ifAbsent` by callers.
+   */
+  readonly deferDurability?: boolean;
 }
 
 /** The outcome of a put: `created: false` only when `ifAbsent` was set and the key existed. */
@@ -65,6 +71,8 @@ export interface ObjectStore {
   delete(key: string, opts?: SignalOptions): Promise<void>;
   /** Lists objects whose key starts with `prefix`, in ascending key order, paging internally. */
   list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
+  /** Makes durable every put made with `deferDurability` that resolved before this call. */
+  sync(opts?: SignalOptions): Promise<void>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

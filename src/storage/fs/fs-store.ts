@@ -217,6 +217,9 @@ export class FsStore implements ObjectStore {
     });
   }
 
+  /** Every put is already fsynced; deferred durability comes with the NBD work. */
+  async sync(): Promise<void> {}
+
   async close(): Promise<void> {
     await this.sweeping;
   }

@@ -114,6 +114,9 @@ export class MemoryStore implements ObjectStore {
     }
   }
 
+  /** Nothing to do: memory holds no durability promise. */
+  async sync(): Promise<void> {}
+
   async close(): Promise<void> {
     // Nothing to release.
   }
