@@ -28,6 +28,8 @@ test('errors carry code, class name, cause and exposure', () => {
   assert.ok(hasCode(e, 'REPO_NOT_FOUND'));
   assert.equal(publicMessage(e), 'repository "x" does not exist');
   const hidden = new StowageError('STORE_IO', 'EIO reading /secret/path');
-  assert.equal(publicMessage(hidden), 'internal error (STORE_IO)');
+  assert.equal(publicMessage(hidden), 'the storage backend failed; try again, and tell the operator if it persists (STORE_IO)');
+  assert.ok(!publicMessage(hidden).includes('/secret/path'));
+  assert.equal(publicMessage(new StowageError('INTERNAL', 'bug at /secret/path')), 'internal error (INTERNAL)');
   assert.equal(publicMessage(new TypeError('x is undefined')), 'internal error');
 });

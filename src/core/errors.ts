@@ -57,9 +57,19 @@ export function hasCode(err: unknown, code: ErrorCode): err is StowageError {
 /** The text that may go on the wire for any thrown value: never a stack, never an internal message. */
 export function publicMessage(err: unknown): string {
   if (err instanceof StowageError && err.expose) return err.message;
-  if (err instanceof StowageError) return `internal error (${err.code})`;
+  if (err instanceof StowageError) {
+    const hint = HIDDEN_ERROR_HINTS[err.code];
+    return hint === undefined ? `internal error (${err.code})` : `${hint} (${err.code})`;
+  }
   return 'internal error';
 }
+
+/** What a remote client is told for codes whose own message stays in the server's log. */
+const HIDDEN_ERROR_HINTS: Partial<Record<ErrorCode, string>> = {
+  STORE_IO: 'the storage backend failed; try again, and tell the operator if it persists',
+  STORE_NOT_FOUND: 'a stored object is missing; tell the operator (the repository needs a fsck)',
+  META_CORRUPT: 'repository metadata is damaged; tell the operator',
+};
 
 /** The code to report for any thrown value. */
 export function errorCode(err: unknown): ErrorCode {
