@@ -6,11 +6,21 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { StowageError } from '../core/errors.js';
+import { StoreError, StowageError } from '../core/errors.js';
 import type { ObjectStore } from './object-store.js';
 
 /** What a backend's test supplies: a fresh, empty store and a way to remove its data. */
 export type MakeStore = () => Promise<{ store: ObjectStore; cleanup(): Promise<void> }>;
+
+/** What the backend under test can do. */
+export interface StoreCaps {
+  /**
+   * Whether `ifAbsent` puts work (default true). False for stores that cannot write
+   * create-only (an S3 face ignoring If-None-Match): their `ifAbsent` puts must throw a
+   * StoreError and leave any existing object as it was, never overwrite.
+   */
+  readonly createOnly?: boolean;
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -70,8 +80,16 @@ async function pool(count: number, width: number, task: (i: number) => Promise<v
   await Promise.all(Array.from({ length: Math.min(width, count) }, worker));
 }
 
+async function rejectsAsStoreError(fn: () => Promise<unknown>): Promise<void> {
+  await assert.rejects(fn, (err: unknown) => {
+    assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`);
+    return true;
+  });
+}
+
 /** Registers the ObjectStore conformance tests for one backend. */
-export function runObjectStoreConformance(name: string, makeStore: MakeStore): void {
+export function runObjectStoreConformance(name: string, makeStore: MakeStore, caps: StoreCaps = {}): void {
+  const createOnly = caps.createOnly ?? true;
   const withStore = (title: string, fn: (store: ObjectStore) => Promise<void>, timeout = 60_000): void => {
     test(title, { timeout }, async () => {
       const { store, cleanup } = await makeStore();
@@ -257,34 +275,58 @@ export function runObjectStoreConformance(name: string, makeStore: MakeStore): v
       180_000,
     );
 
-    withStore('ifAbsent creates only once', async (store) => {
-      const first = await store.put('c/k', enc.encode('first'), { ifAbsent: true });
-      assert.ok(first.created);
-      assert.equal(first.info.size, 5);
-      assert.deepEqual(await store.put('c/k', enc.encode('second'), { ifAbsent: true }), { created: false });
-      assert.deepEqual(await store.put('c/k', pieces(enc.encode('third'), [2]), { ifAbsent: true }), { created: false });
-      assert.equal(dec.decode(await store.get('c/k')), 'first');
-      await store.delete('c/k');
-      assert.ok((await store.put('c/k', pieces(enc.encode('fourth'), [2]), { ifAbsent: true })).created);
-      assert.equal(dec.decode(await store.get('c/k')), 'fourth');
-      await store.put('c/k', enc.encode('plain overwrite'));
-      assert.equal(dec.decode(await store.get('c/k')), 'plain overwrite');
-    });
+    if (createOnly) {
+      withStore('ifAbsent creates only once', async (store) => {
+        const first = await store.put('c/k', enc.encode('first'), { ifAbsent: true });
+        assert.ok(first.created);
+        assert.equal(first.info.size, 5);
+        assert.deepEqual(await store.put('c/k', enc.encode('second'), { ifAbsent: true }), { created: false });
+        assert.deepEqual(await store.put('c/k', pieces(enc.encode('third'), [2]), { ifAbsent: true }), { created: false });
+        assert.equal(dec.decode(await store.get('c/k')), 'first');
+        await store.delete('c/k');
+        assert.ok((await store.put('c/k', pieces(enc.encode('fourth'), [2]), { ifAbsent: true })).created);
+        assert.equal(dec.decode(await store.get('c/k')), 'fourth');
+        await store.put('c/k', enc.encode('plain overwrite'));
+        assert.equal(dec.decode(await store.get('c/k')), 'plain overwrite');
+      });
 
-    withStore('50 concurrent ifAbsent creators: exactly one wins', async (store) => {
-      for (const key of ['race/one', 'race/deep/two', 'race3']) {
-        const results = await Promise.all(
-          Array.from({ length: 50 }, (_, i) =>
-            store.put(key, i % 2 === 0 ? enc.encode(`writer-${i}`) : pieces(enc.encode(`writer-${i}`), [3]), {
-              ifAbsent: true,
-            }),
-          ),
+      withStore('50 concurrent ifAbsent creators: exactly one wins', async (store) => {
+        for (const key of ['race/one', 'race/deep/two', 'race3']) {
+          const results = await Promise.all(
+            Array.from({ length: 50 }, (_, i) =>
+              store.put(key, i % 2 === 0 ? enc.encode(`writer-${i}`) : pieces(enc.encode(`writer-${i}`), [3]), {
+                ifAbsent: true,
+              }),
+            ),
+          );
+          const winners = results.flatMap((r, i) => (r.created ? [i] : []));
+          assert.equal(winners.length, 1, `winners for ${key}: ${winners.join(',')}`);
+          assert.equal(dec.decode(await store.get(key)), `writer-${String(winners[0])}`);
+        }
+      });
+    } else {
+      withStore('ifAbsent throws a StoreError and never overwrites (create-only unsupported)', async (store) => {
+        await rejectsAsStoreError(() => store.put('c/k', enc.encode('new'), { ifAbsent: true }));
+        await rejectsAsStoreError(() => store.put('c/k2', pieces(enc.encode('new'), [2]), { ifAbsent: true }));
+        assert.equal(await store.head('c/k'), undefined);
+        assert.equal(await store.head('c/k2'), undefined);
+        await store.put('c/k', enc.encode('first'));
+        await rejectsAsStoreError(() => store.put('c/k', enc.encode('second'), { ifAbsent: true }));
+        await rejectsAsStoreError(() => store.put('c/k', pieces(enc.encode('third'), [2]), { ifAbsent: true }));
+        assert.equal(dec.decode(await store.get('c/k')), 'first');
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) => store.put('c/k', enc.encode(`writer-${i}`), { ifAbsent: true })),
         );
-        const winners = results.flatMap((r, i) => (r.created ? [i] : []));
-        assert.equal(winners.length, 1, `winners for ${key}: ${winners.join(',')}`);
-        assert.equal(dec.decode(await store.get(key)), `writer-${String(winners[0])}`);
-      }
-    });
+        for (const r of results) {
+          assert.equal(r.status, 'rejected');
+          assert.ok(r.reason instanceof StoreError, `expected a StoreError, got ${String(r.reason)}`);
+        }
+        assert.equal(dec.decode(await store.get('c/k')), 'first');
+        await store.put('c/k', enc.encode('plain overwrite'));
+        assert.equal(dec.decode(await store.get('c/k')), 'plain overwrite');
+        assert.deepEqual(await keysOf(store, 'c/'), ['c/k']);
+      });
+    }
 
     withStore('a failed or aborted streaming put leaves nothing', async (store) => {
       async function* failing(): AsyncGenerator<Uint8Array> {
@@ -293,7 +335,8 @@ export function runObjectStoreConformance(name: string, makeStore: MakeStore): v
         throw new Error('source broke');
       }
       await assert.rejects(() => store.put('ab/k', failing()), /source broke/);
-      await assert.rejects(() => store.put('ab/k2', failing(), { ifAbsent: true }), /source broke/);
+      if (createOnly) await assert.rejects(() => store.put('ab/k2', failing(), { ifAbsent: true }), /source broke/);
+      else await rejectsAsStoreError(() => store.put('ab/k2', failing(), { ifAbsent: true }));
       assert.equal(await store.tryGet('ab/k'), undefined);
       assert.equal(await store.head('ab/k2'), undefined);
       const ac = new AbortController();
@@ -342,7 +385,7 @@ export function runObjectStoreConformance(name: string, makeStore: MakeStore): v
         await store.put('rd/s/t/old', enc.encode('old'));
         const key = `rd/s/t/new-${String(round)}`;
         await Promise.all([
-          store.put(key, enc.encode('new'), { ifAbsent: round % 2 === 0 }),
+          store.put(key, enc.encode('new'), { ifAbsent: createOnly && round % 2 === 0 }),
           store.delete('rd/s/t/old'),
         ]);
         assert.equal(dec.decode(await store.get(key)), 'new');
