@@ -1,41 +1,31 @@
 /**
- * The write-back block cache of one volume, shared by all its connections. Entries are whole
- * blocks (`null` = zeros, stored as no object). Clean entries are evicted LRU past the cache
- * size; dirty entries are never evicted and are bounded by `maxDirtyBytes`: a write that would
- * dirty one more block waits while the bound is reached (back-pressure). Dirty blocks upload
- * after `writeBackDelayMs` without writes (so small sequential writes coalesce into one put),
- * at once when someone waits for them (FLUSH, FUA) or when half the dirty bound is used.
- * Uploads run in batches of bounded concurrency, each batch behind one fence check (lease.ts);
- * at most one upload per block is in flight, so puts and deletes of a block never reorder.
+ * The write-back block cache of one volume, shared by all its connections. Entries hold a
+ * block's 4 KiB sectors sparsely (block-io.ts), so a small read fetches and verifies only the
+ * sectors it needs, and a small write into a block not in memory fetches at most the two
+ * sectors it covers partly. Clean entries are evicted LRU past the cache size; dirty entries
+ * are never evicted and their bytes are bounded by `maxDirtyBytes`: a write that would go past
+ * the bound waits (back-pressure). Dirty blocks upload after `writeBackDelayMs` without
+ * writes (so small writes coalesce into one put), at once when someone waits for them (FLUSH,
+ * FUA) or when half the dirty bound is used.
+ *
+ * Uploads are deferred-durability puts run in batches of bounded concurrency, each batch
+ * behind one fence check (lease.ts); at most one upload per block is in flight, so puts and
+ * deletes of a block never reorder. Durability (FLUSH, FUA) = the blocks concerned uploaded,
+ * then `store.sync()`, which covers every deferred put resolved before it.
  */
 import { StoreError, StowageError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ObjectStore } from '../../storage/object-store.js';
-import { decodeBlock, encodeBlock } from './block-codec.js';
+import { SECTOR_SIZE, sectorCount, sectorLength } from './block-codec.js';
+import { BlockIo, newEntry, type Entry } from './block-io.js';
 import { blockKey } from './volume-layout.js';
-
-interface Waiter {
-  readonly version: number;
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
-
-interface Entry {
-  data: Buffer | null;
-  /** Bumped by every change. */
-  version: number;
-  /** The version known to be in the store. */
-  durable: number;
-  uploading: boolean;
-  lastWriteMs: number;
-  retryAtMs: number;
-  waiters: Waiter[];
-}
 
 /** What a VolumeCache needs. */
 export interface VolumeCacheOptions {
   readonly store: ObjectStore;
   readonly name: string;
+  /** The volume's block format (volume-layout.ts). */
+  readonly format: 1 | 2;
   readonly blockSize: number;
   readonly size: number;
   readonly cacheBytes: number;
@@ -50,17 +40,20 @@ export interface VolumeCacheOptions {
 }
 
 const RETRY_MS = 1000;
+/** Bytes charged per entry besides its sectors. */
+const ENTRY_OVERHEAD = 64;
+const ZERO_SECTOR = Buffer.alloc(SECTOR_SIZE);
 
 /** Serializes async work per key. */
 class KeyedLock {
   private readonly tails = new Map<number, Promise<void>>();
   async run<T>(key: number, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
+    const prev = this.tails.get(key);
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
-    const tail = prev.then(() => mine);
+    const tail = prev === undefined ? mine : prev.then(() => mine);
     this.tails.set(key, tail);
-    await prev;
+    if (prev !== undefined) await prev;
     try {
       return await fn();
     } finally {
@@ -73,31 +66,38 @@ class KeyedLock {
   }
 }
 
+/** How a change treats one sector: new bytes from `src`, or zeros (kept allocated or not). */
+type Change = { readonly kind: 'data'; readonly src: Buffer } | { readonly kind: 'zero'; readonly keep: boolean };
+
 /** The shared block cache and uploader of one volume. */
 export class VolumeCache {
   private readonly entries = new Map<number, Entry>();
-  private readonly loading = new Map<number, Promise<Entry>>();
   private readonly locks = new KeyedLock();
+  private readonly io: BlockIo;
   /** Dirty blocks in the order they became dirty. */
   private readonly dirty = new Set<number>();
   private readonly urgent = new Set<number>();
   private cachedBytes = 0;
-  /** Writers past `room` that have not yet dirtied their block. */
+  private dirtyHeld = 0;
+  /** Bytes promised to writers that passed `room` and have not yet changed their block. */
   private reserved = 0;
   private roomWaiters: (() => void)[] = [];
   private batchRunning = false;
   private timer: NodeJS.Timeout | undefined;
   private failure: unknown;
   private closing = false;
+  /** Completed uploads; a fetch that saw it change must not install what it read. */
+  private uploads = 0;
   size: number;
 
   constructor(private readonly opts: VolumeCacheOptions) {
     this.size = opts.size;
+    this.io = new BlockIo(opts.store, opts.name, opts.format, (i) => this.blockLength(i), opts.logger);
   }
 
-  /** Bytes of dirty blocks (each counted as a whole block). */
+  /** Bytes held by dirty blocks. */
   get dirtyBytes(): number {
-    return this.dirty.size * this.opts.blockSize;
+    return this.dirtyHeld;
   }
 
   /** Length of block `index` (the last one may be short). */
@@ -105,42 +105,60 @@ export class VolumeCache {
     return Math.min(this.opts.blockSize, this.size - index * this.opts.blockSize);
   }
 
-  /** The current contents of a block (null: zeros); copy synchronously, it may change later. */
-  async read(index: number, signal?: AbortSignal): Promise<Buffer | null> {
-    return (await this.entry(index, signal)).data;
+  /** Copies bytes [off, off+len) of block `index` into `out` at `at`. */
+  async readInto(index: number, off: number, len: number, out: Buffer, at: number, signal?: AbortSignal): Promise<void> {
+    const s0 = Math.floor(off / SECTOR_SIZE);
+    const s1 = Math.floor((off + len - 1) / SECTOR_SIZE);
+    let e = this.touch(index);
+    let fetched: (Buffer | null)[] | undefined;
+    let f0 = s0;
+    if (e === undefined || missing(e, s0, s1)) {
+      if (this.io.format === 1) f0 = 0;
+      fetched = await this.fetchInstall(index, f0, this.io.format === 1 ? sectorCount(this.blockLength(index)) - 1 : s1, signal);
+      e = this.entries.get(index);
+    }
+    for (let s = s0; s <= s1; s++) {
+      const mem = e?.sectors[s];
+      const src = mem !== undefined ? mem : fetched?.[s - f0];
+      const from = Math.max(off, s * SECTOR_SIZE);
+      const to = Math.min(off + len, (s + 1) * SECTOR_SIZE);
+      const dst = at + from - off;
+      if (src === undefined) throw new StoreError('STORE_IO', `block ${index} sector ${s} was not loaded`);
+      if (src === null) out.fill(0, dst, dst + to - from);
+      else src.copy(out, dst, from - s * SECTOR_SIZE, to - s * SECTOR_SIZE);
+    }
   }
 
-  /** Whether a block is known to be zeros without I/O: true/false if cached, undefined if not. */
+  /** Writes `data` (copied) at `off` in block `index`. */
+  async write(index: number, off: number, data: Buffer): Promise<void> {
+    await this.change(index, off, data.byteLength, { kind: 'data', src: data });
+  }
+
+  /** Zeroes [off, off+len) of block `index`; `keep` stores zeros instead of dropping sectors. */
+  async zero(index: number, off: number, len: number, keep: boolean): Promise<void> {
+    await this.change(index, off, len, { kind: 'zero', keep });
+  }
+
+  /** Whether a block is known to be zeros without I/O: true/false if known, undefined if not. */
   cachedZero(index: number): boolean | undefined {
     const e = this.entries.get(index);
-    return e === undefined ? undefined : e.data === null;
+    if (e === undefined) return undefined;
+    let unknown = false;
+    for (const s of e.sectors) {
+      if (s === undefined) unknown = true;
+      else if (s !== null) return false;
+    }
+    return unknown ? undefined : true;
   }
 
-  /** Whether a block is dirty (not yet durable). */
+  /** Whether a block is dirty (not yet uploaded). */
   isDirty(index: number): boolean {
     return this.dirty.has(index);
   }
 
-  /** Replaces a whole block (`data` is kept, not copied; null = zeros). */
-  async put(index: number, data: Buffer | null): Promise<void> {
-    await this.change(index, false, (e) => {
-      e.data = data;
-    });
-  }
-
-  /** Changes part of a block in place: read-modify-write under the block's lock. */
-  async patch(index: number, fn: (block: Buffer) => void, zeroing = false): Promise<void> {
-    await this.change(index, true, (e) => {
-      if (e.data === null) {
-        if (zeroing) return;
-        e.data = Buffer.alloc(this.blockLength(index));
-      }
-      fn(e.data);
-    });
-  }
-
-  /** Resolves when the current versions of these blocks are durable. */
-  waitDurable(indexes: Iterable<number>): Promise<void> {
+  /** Resolves when the current versions of these blocks are durable (uploaded, then synced). */
+  async waitDurable(indexes: Iterable<number>): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
     const waits: Promise<void>[] = [];
     for (const i of indexes) {
       const e = this.entries.get(i);
@@ -148,20 +166,29 @@ export class VolumeCache {
       waits.push(new Promise<void>((resolve, reject) => e.waiters.push({ version: e.version, resolve, reject })));
       this.urgent.add(i);
     }
-    if (waits.length === 0) return this.failure === undefined ? Promise.resolve() : Promise.reject(this.failure);
-    this.schedule(0);
-    return Promise.all(waits).then(() => undefined);
+    if (waits.length > 0) {
+      this.schedule(0);
+      await Promise.all(waits);
+    }
+    // Uploaded earlier in the background, or just now: deferred puts need the sync either way.
+    await this.opts.store.sync();
   }
 
-  /** Resolves when every block dirty now is durable. */
+  /** Resolves when every block dirty now, and every block uploaded before, is durable. */
   flush(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return this.waitDurable([...this.dirty]);
   }
 
-  /** Prefetches blocks into the cache (advisory; errors ignored). */
+  /** Prefetches whole blocks into the cache (advisory; errors ignored). */
   async prefetch(indexes: readonly number[]): Promise<void> {
-    await Promise.all(indexes.map((i) => this.entry(i).catch(() => undefined)));
+    await Promise.all(
+      indexes.map(async (i) => {
+        const e = this.touch(i);
+        const last = sectorCount(this.blockLength(i)) - 1;
+        if (e === undefined || missing(e, 0, last)) await this.fetchInstall(i, 0, last).catch(() => undefined);
+      }),
+    );
   }
 
   /** Flushes and stops the uploader. */
@@ -185,42 +212,53 @@ export class VolumeCache {
     clearTimeout(this.timer);
   }
 
-  private async entry(index: number, signal?: AbortSignal): Promise<Entry> {
+  /** The entry of a block, moved to the LRU end. */
+  private touch(index: number): Entry | undefined {
     const e = this.entries.get(index);
     if (e !== undefined) {
       this.entries.delete(index);
       this.entries.set(index, e);
-      return e;
     }
-    let p = this.loading.get(index);
-    if (p === undefined) {
-      p = this.load(index, signal).finally(() => this.loading.delete(index));
-      this.loading.set(index, p);
-    }
-    return p;
+    return e;
   }
 
-  private async load(index: number, signal?: AbortSignal): Promise<Entry> {
-    const key = blockKey(this.opts.name, index);
-    const bytes = await this.opts.store.tryGet(key, signal === undefined ? {} : { signal });
-    let data: Buffer | null = null;
-    if (bytes !== undefined) {
-      const { payload } = decodeBlock(key, index, bytes);
-      const len = this.blockLength(index);
-      if (payload.byteLength === len) data = payload;
-      else {
-        data = Buffer.alloc(len);
-        payload.copy(data, 0, 0, Math.min(len, payload.byteLength));
-      }
+  private entryFor(index: number): Entry {
+    let e = this.entries.get(index);
+    if (e === undefined) {
+      e = newEntry(sectorCount(this.blockLength(index)));
+      this.entries.set(index, e);
+      this.cachedBytes += ENTRY_OVERHEAD;
     }
-    // A write may have installed the block while we were reading: it wins.
-    const existing = this.entries.get(index);
-    if (existing !== undefined) return existing;
-    const e: Entry = { data, version: 0, durable: 0, uploading: false, lastWriteMs: 0, retryAtMs: 0, waiters: [] };
-    this.entries.set(index, e);
-    this.cachedBytes += data === null ? 64 : data.byteLength;
-    this.evict();
     return e;
+  }
+
+  /** Adds bytes held by an entry to the totals. */
+  private grow(index: number, e: Entry, delta: number): void {
+    e.bytes += delta;
+    this.cachedBytes += delta;
+    if (this.dirty.has(index)) this.dirtyHeld += delta;
+  }
+
+  /** Fetches sectors s0..s1 and installs those still missing; returns what was read. */
+  private async fetchInstall(index: number, s0: number, s1: number, signal?: AbortSignal): Promise<(Buffer | null)[]> {
+    const before = this.entries.get(index);
+    const uploads = this.uploads;
+    const got = await this.io.fetch(index, s0, s1, signal);
+    const now = this.entries.get(index);
+    // Install only what is still current: the same entry, or no upload completed meanwhile.
+    if (now === before ? true : uploads === this.uploads) {
+      const e = now ?? this.entryFor(index);
+      let added = 0;
+      for (let s = s0; s <= s1; s++) {
+        if (e.sectors[s] !== undefined) continue;
+        const v = got[s - s0] as Buffer | null;
+        e.sectors[s] = v;
+        added += v === null ? 0 : v.byteLength;
+      }
+      this.grow(index, e, added);
+      this.evict();
+    }
+    return got;
   }
 
   private evict(): void {
@@ -229,53 +267,90 @@ export class VolumeCache {
       if (this.cachedBytes <= this.opts.cacheBytes) break;
       if (e.version !== e.durable || e.uploading || this.locks.held(i)) continue;
       this.entries.delete(i);
-      this.cachedBytes -= e.data === null ? 64 : e.data.byteLength;
+      this.cachedBytes -= e.bytes + ENTRY_OVERHEAD;
     }
   }
 
-  private async room(index: number): Promise<void> {
-    const limit = Math.max(1, Math.floor(this.opts.maxDirtyBytes / this.opts.blockSize));
-    while (this.failure === undefined && !this.dirty.has(index) && this.dirty.size + this.reserved + 1 > limit && this.dirty.size + this.reserved > 0) {
+  private async room(bytes: number): Promise<void> {
+    const limit = this.opts.maxDirtyBytes;
+    while (this.failure === undefined && this.dirtyHeld + this.reserved + bytes > limit && this.dirtyHeld + this.reserved > 0) {
       this.schedule(0);
       await new Promise<void>((r) => this.roomWaiters.push(r));
     }
     // Reserve in the same tick as the check, or woken writers would all pass it.
-    this.reserved++;
+    this.reserved += bytes;
   }
 
-  private async change(index: number, needsOld: boolean, fn: (e: Entry) => void): Promise<void> {
+  private async change(index: number, off: number, len: number, change: Change): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    const reserve = !this.dirty.has(index);
-    if (reserve) await this.room(index);
+    const reserve = change.kind === 'zero' && !change.keep ? 0 : len;
+    await this.room(reserve);
     try {
-      await this.locked(index, needsOld, fn);
+      await this.locks.run(index, () => this.apply(index, off, len, change));
     } finally {
-      if (reserve) {
-        this.reserved--;
-        for (const w of this.roomWaiters.splice(0)) w();
-      }
+      this.reserved -= reserve;
+      if (reserve > 0) for (const w of this.roomWaiters.splice(0)) w();
     }
-    this.schedule(this.dirtyBytes * 2 >= this.opts.maxDirtyBytes ? 0 : this.opts.writeBackDelayMs);
+    this.schedule(this.dirtyHeld * 2 >= this.opts.maxDirtyBytes ? 0 : this.opts.writeBackDelayMs);
     this.evict();
   }
 
-  private async locked(index: number, needsOld: boolean, fn: (e: Entry) => void): Promise<void> {
-    await this.locks.run(index, async () => {
-      if (this.failure !== undefined) throw this.failure;
-      let e = this.entries.get(index);
-      if (e === undefined && needsOld) e = await this.entry(index);
-      if (e === undefined) {
-        e = { data: null, version: 0, durable: 0, uploading: false, lastWriteMs: 0, retryAtMs: 0, waiters: [] };
-        this.entries.set(index, e);
-        this.cachedBytes += 64;
-      }
-      const before = e.data === null ? 64 : e.data.byteLength;
-      fn(e);
-      this.cachedBytes += (e.data === null ? 64 : e.data.byteLength) - before;
-      e.version++;
-      e.lastWriteMs = performance.now();
+  private async apply(index: number, off: number, len: number, change: Change): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    const blockLen = this.blockLength(index);
+    const s0 = Math.floor(off / SECTOR_SIZE);
+    const s1 = Math.floor((off + len - 1) / SECTOR_SIZE);
+    const partial = (s: number): boolean => off > s * SECTOR_SIZE || off + len < s * SECTOR_SIZE + sectorLength(blockLen, s);
+    let e = this.entryFor(index);
+    // Sectors changed in part need their old bytes (format 1: the whole block does).
+    const n = e.sectors.length;
+    if (this.io.format === 1 && missing(e, 0, n - 1) && !(s0 === 0 && s1 === n - 1 && !partial(0) && !partial(n - 1))) {
+      await this.fetchInstall(index, 0, n - 1);
+    } else {
+      const a = partial(s0) && e.sectors[s0] === undefined;
+      const b = s1 !== s0 && partial(s1) && e.sectors[s1] === undefined;
+      if (a || b) await this.fetchInstall(index, a ? s0 : s1, b ? s1 : s0);
+    }
+    e = this.entryFor(index);
+    if (this.failure !== undefined) throw this.failure;
+    if (!this.dirty.has(index)) {
       this.dirty.add(index);
-    });
+      this.dirtyHeld += e.bytes;
+    }
+    let delta = 0;
+    let copy: Buffer | undefined;
+    for (let s = s0; s <= s1; s++) {
+      const sl = sectorLength(blockLen, s);
+      const from = Math.max(off, s * SECTOR_SIZE) - s * SECTOR_SIZE;
+      const to = Math.min(off + len, (s + 1) * SECTOR_SIZE) - s * SECTOR_SIZE;
+      const old = e.sectors[s];
+      const oldBytes = old === null || old === undefined ? 0 : old.byteLength;
+      let next: Buffer | null;
+      if (!partial(s)) {
+        if (change.kind === 'zero') next = change.keep ? Buffer.alloc(sl) : null;
+        else {
+          const part = change.src.subarray(s * SECTOR_SIZE - off, s * SECTOR_SIZE - off + sl);
+          if (part.equals(ZERO_SECTOR.subarray(0, sl))) next = null;
+          else {
+            // One copy for all the whole sectors of this change; sectors are views of it.
+            copy ??= Buffer.from(change.src);
+            next = copy.subarray(s * SECTOR_SIZE - off, s * SECTOR_SIZE - off + sl);
+          }
+        }
+      } else {
+        if (old === undefined) throw new StoreError('STORE_IO', `block ${index} sector ${s} was not loaded`);
+        if (old === null && change.kind === 'zero' && !change.keep) continue;
+        next = old ?? Buffer.alloc(sl);
+        if (change.kind === 'zero') next.fill(0, from, to);
+        else change.src.copy(next, from, s * SECTOR_SIZE + from - off, s * SECTOR_SIZE + to - off);
+      }
+      e.sectors[s] = next;
+      e.checked[s] = 0;
+      delta += (next === null ? 0 : next.byteLength) - oldBytes;
+    }
+    this.grow(index, e, delta);
+    e.version++;
+    e.lastWriteMs = performance.now();
   }
 
   private schedule(delayMs: number): void {
@@ -286,7 +361,7 @@ export class VolumeCache {
 
   private pick(): { batch: number[]; waitMs: number | undefined } {
     const now = performance.now();
-    const pressure = this.closing || this.dirtyBytes * 2 >= this.opts.maxDirtyBytes;
+    const pressure = this.closing || this.dirtyHeld * 2 >= this.opts.maxDirtyBytes;
     const max = this.opts.uploadConcurrency * 2;
     const batch: number[] = [];
     let waitMs: number | undefined;
@@ -330,20 +405,23 @@ export class VolumeCache {
 
   private async upload(index: number): Promise<void> {
     const e = this.entries.get(index) as Entry;
-    const version = e.version;
     const key = blockKey(this.opts.name, index);
-    // Encoding copies the payload, so writes may change the block while the put runs.
-    const body = e.data === null ? undefined : encodeBlock(index, this.opts.epoch(), e.data);
     e.uploading = true;
     try {
+      const old = await this.io.readOld(index, e);
+      // From here to the put, synchronous: the body is a snapshot of this version.
+      const version = e.version;
+      const body = this.io.encode(index, e, old, this.opts.epoch());
       if (body === undefined) await this.opts.store.delete(key);
-      else await this.opts.store.put(key, body);
+      else await this.opts.store.put(key, body, { deferDurability: true });
+      this.uploads++;
       e.durable = Math.max(e.durable, version);
       const done = e.waiters.filter((w) => w.version <= e.durable);
       e.waiters = e.waiters.filter((w) => w.version > e.durable);
       for (const w of done) w.resolve();
       if (e.durable >= e.version) {
         this.dirty.delete(index);
+        this.dirtyHeld -= e.bytes;
         this.urgent.delete(index);
         for (const w of this.roomWaiters.splice(0)) w();
       }
@@ -356,4 +434,10 @@ export class VolumeCache {
       e.uploading = false;
     }
   }
+}
+
+/** Whether any of sectors s0..s1 is not in memory. */
+function missing(e: Entry, s0: number, s1: number): boolean {
+  for (let s = s0; s <= s1; s++) if (e.sectors[s] === undefined) return true;
+  return false;
 }

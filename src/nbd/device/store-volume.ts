@@ -1,8 +1,8 @@
 /**
- * A volume as a BlockDevice: byte ranges map onto whole blocks of the write-back cache
- * (block-cache.ts). Whole-block writes of zeros, TRIM and WRITE_ZEROES store no object (an
- * absent block reads as zeros); partial blocks are read, changed and written back under the
- * block's lock. Writable only while it holds the volume's lease (lease.ts).
+ * A volume as a BlockDevice: byte ranges map onto blocks of the write-back cache
+ * (block-cache.ts), which works in 4 KiB sectors. Zero sectors, TRIM and WRITE_ZEROES hold no
+ * bytes, and a block that ends up all zeros stores no object (an absent block reads as zeros).
+ * Writable only while it holds the volume's lease (lease.ts).
  */
 import { ValidationError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -35,6 +35,14 @@ export interface StoreVolumeOptions {
   readonly logger?: Logger | undefined;
 }
 
+/** The part of a request in one block: block index, offset in block, offset in the request, length. */
+interface Span {
+  readonly index: number;
+  readonly off: number;
+  readonly at: number;
+  readonly len: number;
+}
+
 /** One volume; shared by every connection of one provider. */
 export class StoreVolume implements BlockDevice {
   readonly name: string;
@@ -45,7 +53,6 @@ export class StoreVolume implements BlockDevice {
   readonly blockSize: number;
   private readonly blocks: VolumeCache;
   private lease: VolumeLease | undefined;
-  private zeros: Buffer | undefined;
 
   constructor(private readonly opts: StoreVolumeOptions) {
     this.name = opts.name;
@@ -57,6 +64,7 @@ export class StoreVolume implements BlockDevice {
     this.blocks = new VolumeCache({
       store: opts.store,
       name: opts.name,
+      format: opts.meta.format,
       blockSize: this.blockSize,
       size: this.size,
       cacheBytes: Math.max(opts.cacheBytes, maxDirtyBytes + 4 * this.blockSize),
@@ -89,29 +97,28 @@ export class StoreVolume implements BlockDevice {
 
   async read(offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const out = Buffer.allocUnsafe(length);
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    if (first === Math.floor((offset + length - 1) / bs)) {
+      // One block (every small read): no span list.
+      await this.blocks.readInto(first, offset - first * bs, length, out, 0, opts.signal);
+      return out;
+    }
     const spans = this.spans(offset, length);
-    const blocks = await Promise.all(spans.map((s) => this.blocks.read(s.index, opts.signal)));
-    spans.forEach((s, k) => {
-      const data = blocks[k] as Buffer | null;
-      if (data === null) out.fill(0, s.at, s.at + s.len);
-      else data.copy(out, s.at, s.off, s.off + s.len);
-    });
+    await Promise.all(spans.map((s) => this.blocks.readInto(s.index, s.off, s.len, out, s.at, opts.signal)));
     return out;
   }
 
   async write(offset: number, data: Uint8Array, flags: WriteFlags = {}): Promise<void> {
     this.checkWritable();
-    const src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const src = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const spans = this.spans(offset, src.byteLength);
-    await Promise.all(
-      spans.map((s) => {
-        const part = src.subarray(s.at, s.at + s.len);
-        if (s.len === this.blocks.blockLength(s.index)) {
-          return this.blocks.put(s.index, this.isZero(part) ? null : Buffer.from(part));
-        }
-        return this.blocks.patch(s.index, (b) => void part.copy(b, s.off));
-      }),
-    );
+    if (spans.length === 1) {
+      const s = spans[0] as Span;
+      await this.blocks.write(s.index, s.off, src);
+    } else {
+      await Promise.all(spans.map((s) => this.blocks.write(s.index, s.off, src.subarray(s.at, s.at + s.len))));
+    }
     if (flags.fua === true) await this.blocks.waitDurable(spans.map((s) => s.index));
   }
 
@@ -187,24 +194,13 @@ export class StoreVolume implements BlockDevice {
   private async zero(offset: number, length: number, keepAllocated: boolean, fua: boolean): Promise<void> {
     this.checkWritable();
     const spans = this.spans(offset, length);
-    await Promise.all(
-      spans.map((s) => {
-        const len = this.blocks.blockLength(s.index);
-        if (s.len === len) return this.blocks.put(s.index, keepAllocated ? Buffer.alloc(len) : null);
-        return this.blocks.patch(s.index, (b) => void b.fill(0, s.off, s.off + s.len), !keepAllocated);
-      }),
-    );
+    await Promise.all(spans.map((s) => this.blocks.zero(s.index, s.off, s.len, keepAllocated)));
     if (fua) await this.blocks.waitDurable(spans.map((s) => s.index));
   }
 
-  private isZero(b: Buffer): boolean {
-    this.zeros ??= Buffer.alloc(this.blockSize);
-    return b.equals(this.zeros.subarray(0, b.byteLength));
-  }
-
   /** The blocks a range touches: block index, offset in block, offset in the range, length. */
-  private spans(offset: number, length: number): { index: number; off: number; at: number; len: number }[] {
-    const out: { index: number; off: number; at: number; len: number }[] = [];
+  private spans(offset: number, length: number): Span[] {
+    const out: Span[] = [];
     const bs = this.blockSize;
     let pos = offset;
     const end = offset + length;

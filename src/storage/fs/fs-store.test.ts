@@ -226,3 +226,58 @@ describe('FsStore layout', () => {
     }
   });
 });
+
+describe('FsStore deferred durability', () => {
+  test('a deferred put is visible at once and atomic; sync takes every pending path', async () => {
+    const dir = await tempDir();
+    try {
+      const store = new FsStore({ root: dir });
+      await store.put('blocks/a', enc.encode('one'), { deferDurability: true });
+      await store.put('blocks/b', enc.encode('two'), { deferDurability: true });
+      await store.put('other/c', enc.encode('plain'));
+      // Visible at once, to this store and to another one on the same directory.
+      const other = new FsStore({ root: dir });
+      assert.equal(dec.decode(await other.get('blocks/a')), 'one');
+      assert.equal(dec.decode(await store.get('blocks/b')), 'two');
+      assert.equal(store.pendingSyncs, 3, 'two files and their folder');
+      // Puts made while a sync runs are left for the next one.
+      const first = store.sync();
+      await store.put('blocks/d', enc.encode('during'), { deferDurability: true });
+      await first;
+      assert.ok(store.pendingSyncs >= 1);
+      await store.sync();
+      assert.equal(store.pendingSyncs, 0);
+      // A deferred overwrite replaces atomically; a deleted key is skipped by sync.
+      await store.put('blocks/a', enc.encode('uno'), { deferDurability: true });
+      await store.put('blocks/e', enc.encode('gone'), { deferDurability: true });
+      await store.delete('blocks/e');
+      await store.sync();
+      assert.equal(dec.decode(await store.get('blocks/a')), 'uno');
+      assert.equal(await store.head('blocks/e'), undefined);
+      // Create-only puts are always durable (never deferred).
+      assert.ok((await store.put('blocks/f', enc.encode('x'), { ifAbsent: true, deferDurability: true })).created);
+      assert.equal(store.pendingSyncs, 0);
+      assert.deepEqual(await fsp.readdir(path.join(dir, FS_TMP_DIR)), []);
+      await other.close();
+      await store.close();
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('small ranged reads: views of the object, short at the end, undefined for absent keys and folders', async () => {
+    const dir = await tempDir();
+    try {
+      const store = new FsStore({ root: dir });
+      await store.put('x/y', enc.encode('0123456789'), { deferDurability: true });
+      assert.equal(dec.decode(await store.get('x/y', { range: { offset: 2, length: 3 } })), '234');
+      assert.equal(dec.decode(await store.get('x/y', { range: { offset: 8, length: 100 } })), '89');
+      assert.equal((await store.get('x/y', { range: { offset: 20, length: 5 } })).byteLength, 0);
+      assert.equal(await store.tryGet('x/none', { range: { offset: 0, length: 5 } }), undefined);
+      assert.equal(await store.tryGet('x', { range: { offset: 0, length: 5 } }), undefined);
+      await store.close();
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,6 +6,11 @@
  * reader sees the old or the new object, never a mix) or `link` for create-only puts (the
  * kernel refuses an existing name with EEXIST, which makes create-only atomic across
  * processes), and fsyncs the folder. A crash leaves at most a temp file, swept after an hour.
+ * A deferred-durability put (PutOptions.deferDurability) publishes the same way but skips both
+ * fsyncs; `sync()` does them later for every such put (fs-sync.ts). Until then a power loss
+ * may lose it; on file systems that do not order a replacing rename after the new file's data
+ * (ext4 does, by default), the key could even hold an empty file, which readers of blocks
+ * detect by their checksums.
  *
  * Limits of the mapping: the first key component `.tmp` is reserved, and an object `a` and an
  * object `a/b` cannot both exist (one would need `a` to be a file and a folder; such a put
@@ -20,6 +25,7 @@ import path from 'node:path';
 import { NotFoundError, StoreError } from '../../core/errors.js';
 import { checkKey, checkPrefix } from '../key.js';
 import type {
+  ByteRange,
   GetOptions,
   ListOptions,
   ObjectInfo,
@@ -29,8 +35,9 @@ import type {
   SignalOptions,
 } from '../object-store.js';
 import { checkRange } from '../store-util.js';
-import { errnoCode, ioError, pathConflict, readAt, syncDir, writeBody } from './fs-io.js';
+import { errnoCode, fd, ioError, pathConflict, readAt, syncDir, syncPath, writeBody } from './fs-io.js';
 import { walkPrefix } from './fs-list.js';
+import { DeferredSyncs } from './fs-sync.js';
 
 /** The temp folder under the root; reserved as a first key component. */
 export const FS_TMP_DIR = '.tmp';
@@ -38,6 +45,8 @@ export const FS_TMP_DIR = '.tmp';
 const STALE_TEMP_MS = 60 * 60 * 1000;
 /** Bytes read per chunk by getStream. */
 const STREAM_CHUNK = 256 * 1024;
+/** Ranged reads up to this length skip the stat (the buffer is allocated up front). */
+const SMALL_RANGE = 1024 * 1024;
 /** How often a put retries when a concurrent delete pruned its folder under it. */
 const PLACE_ATTEMPTS = 100;
 /** Folders remembered as existing (skips a mkdir per put); cleared when full. */
@@ -66,6 +75,7 @@ export class FsStore implements ObjectStore {
   private readonly tmpDir: string;
   private readonly knownDirs = new Set<string>();
   private readonly sweeping: Promise<void>;
+  private readonly deferred = new DeferredSyncs(syncPath);
 
   constructor(opts: FsStoreOptions) {
     this.root = path.resolve(opts.root);
@@ -83,17 +93,24 @@ export class FsStore implements ObjectStore {
     const file = this.pathOf(key);
     if (opts.range !== undefined) checkRange(opts.range);
     opts.signal?.throwIfAborted();
-    const fh = await this.openForRead(key, file);
-    if (fh === undefined) return undefined;
+    if (opts.range !== undefined && opts.range.length <= SMALL_RANGE) return this.readSmallRange(key, file, opts.range);
+    let d: number;
     try {
-      const size = (await fh.stat()).size;
-      const start = Math.min(size, opts.range?.offset ?? 0);
-      const end = Math.min(size, opts.range === undefined ? size : start + opts.range.length);
-      return await readAt(fh, start, end - start);
+      d = await fd.open(file, 'r');
+    } catch (err) {
+      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
+      throw ioError('open', key, err);
+    }
+    try {
+      const st = await fd.fstat(d);
+      if (!st.isFile()) return undefined; // a folder (a prefix of other keys), not an object
+      const start = Math.min(st.size, opts.range?.offset ?? 0);
+      const end = Math.min(st.size, opts.range === undefined ? st.size : start + opts.range.length);
+      return await fd.readAt(d, start, end - start);
     } catch (err) {
       throw ioError('read', key, err);
     } finally {
-      await fh.close().catch(() => undefined);
+      await fd.close(d);
     }
   }
 
@@ -155,27 +172,19 @@ export class FsStore implements ObjectStore {
     // Create-only on an existing key: answer without writing (linearizable: it existed now).
     if (opts.ifAbsent === true && (await this.existsAsFile(key, file))) return { created: false };
     const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(12).toString('hex')}`);
-    const fh = await this.openTemp(key, tmp);
+    const defer = opts.deferDurability === true && opts.ifAbsent !== true;
     let published = false;
     // Errors of the body's iterator pass through as they are; fs errors are STORE_IO.
     try {
-      let info: ObjectInfo;
-      try {
-        await writeBody(fh, key, body, opts.signal);
-        const st = await fh.stat().catch((err: unknown) => {
-          throw ioError('stat', key, err);
-        });
-        info = { key, size: st.size, mtimeMs: st.mtimeMs };
-      } finally {
-        await fh.close().catch(() => undefined);
-      }
+      const info = body instanceof Uint8Array ? await this.writeTempBytes(key, tmp, body, opts.signal, !defer) : await this.writeTempStream(key, tmp, body, opts.signal, !defer);
       opts.signal?.throwIfAborted();
       if (opts.ifAbsent === true) {
         // The link is the commit point; the temp name is removed in `finally`.
         if (!(await this.place(key, tmp, file, 'link'))) return { created: false };
       } else {
-        await this.place(key, tmp, file, 'rename');
+        await this.place(key, tmp, file, 'rename', !defer);
         published = true;
+        if (defer) this.deferred.record(file, path.dirname(file));
       }
       return { created: true, info };
     } finally {
@@ -217,10 +226,24 @@ export class FsStore implements ObjectStore {
     });
   }
 
-  /** Every put is already fsynced; deferred durability comes with the NBD work. */
-  async sync(): Promise<void> {}
+  /** Files and folders of deferred puts not yet taken by a sync (for diagnosis and tests). */
+  get pendingSyncs(): number {
+    return this.deferred.pending;
+  }
 
+  /** fsyncs the files and folders of every deferred put that resolved before this call. */
+  async sync(opts: SignalOptions = {}): Promise<void> {
+    opts.signal?.throwIfAborted();
+    try {
+      await this.deferred.sync();
+    } catch (err) {
+      throw ioError('sync', '(deferred puts)', err);
+    }
+  }
+
+  /** Syncs deferred puts still pending, then waits for the temp sweep. */
   async close(): Promise<void> {
+    await this.sync();
     await this.sweeping;
   }
 
@@ -232,6 +255,73 @@ export class FsStore implements ObjectStore {
       throw new StoreError('STORE_BAD_KEY', `fs store: keys may not start with ${FS_TMP_DIR}/ (reserved)`);
     }
     return path.join(this.root, ...parts);
+  }
+
+  /**
+   * A short ranged read without the stat: open, one positional read (short at the end of the
+   * file), close. Block devices read single sectors this way.
+   */
+  private async readSmallRange(key: string, file: string, range: ByteRange): Promise<Uint8Array | undefined> {
+    let d: number;
+    try {
+      d = await fd.open(file, 'r');
+    } catch (err) {
+      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
+      throw ioError('open', key, err);
+    }
+    try {
+      return await fd.readAt(d, range.offset, range.length);
+    } catch (err) {
+      if (errnoCode(err) === 'EISDIR') return undefined; // a folder (a prefix of other keys)
+      throw ioError('read', key, err);
+    } finally {
+      await fd.close(d);
+    }
+  }
+
+  /** Writes a whole body into a new temp file (raw descriptor: the common, small case). */
+  private async writeTempBytes(key: string, tmp: string, body: Uint8Array, signal: AbortSignal | undefined, durable: boolean): Promise<ObjectInfo> {
+    let d: number;
+    try {
+      d = await fd.open(tmp, 'wx');
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('create temp for', key, err);
+      (await this.openTemp(key, tmp)).close().catch(() => undefined); // recreates the temp folder
+      d = await fd.open(tmp, 'w').catch((e: unknown) => {
+        throw ioError('create temp for', key, e);
+      });
+    }
+    try {
+      await fd.writeAll(d, body).catch((err: unknown) => {
+        throw ioError('write', key, err);
+      });
+      signal?.throwIfAborted();
+      if (durable) {
+        await fd.fsync(d, true).catch((err: unknown) => {
+          throw ioError('fsync', key, err);
+        });
+      }
+      const st = await fd.fstat(d).catch((err: unknown) => {
+        throw ioError('stat', key, err);
+      });
+      return { key, size: st.size, mtimeMs: st.mtimeMs };
+    } finally {
+      await fd.close(d);
+    }
+  }
+
+  /** Streams a body into a new temp file. */
+  private async writeTempStream(key: string, tmp: string, body: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, durable: boolean): Promise<ObjectInfo> {
+    const fh = await this.openTemp(key, tmp);
+    try {
+      await writeBody(fh, key, body, signal, durable);
+      const st = await fh.stat().catch((err: unknown) => {
+        throw ioError('stat', key, err);
+      });
+      return { key, size: st.size, mtimeMs: st.mtimeMs };
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   }
 
   private async openForRead(key: string, file: string): Promise<FileHandle | undefined> {
@@ -283,7 +373,7 @@ export class FsStore implements ObjectStore {
    * as needed and retrying when a concurrent delete prunes them in between. Returns false
    * when a create-only link finds the name taken.
    */
-  private async place(key: string, tmp: string, file: string, how: 'rename' | 'link'): Promise<boolean> {
+  private async place(key: string, tmp: string, file: string, how: 'rename' | 'link', durable = true): Promise<boolean> {
     const dir = path.dirname(file);
     for (let attempt = 1; ; attempt += 1) {
       await this.ensureDir(key, dir);
@@ -308,6 +398,7 @@ export class FsStore implements ObjectStore {
         if (attempt >= PLACE_ATTEMPTS) throw ioError('publish', key, err);
       }
     }
+    if (!durable) return true;
     try {
       await syncDir(dir);
     } catch (err) {

@@ -1,0 +1,233 @@
+/**
+ * Reading and writing one volume's block objects in its format (block-codec.ts), in units of
+ * 4 KiB sectors. A cache entry holds a block's sectors sparsely: a Buffer (known bytes), null
+ * (known zeros) or undefined (not in memory: whatever the store holds). Format 2 reads fetch
+ * only the slots asked for; uploads re-hash only the sectors changed since their last check
+ * and copy the slots of sectors not in memory from the old object unverified (a corrupt slot
+ * stays detectably corrupt). Format 1 volumes always read and write whole blocks.
+ */
+import type { Logger } from '../../core/log.js';
+import type { ObjectStore } from '../../storage/object-store.js';
+import {
+  CHECK_LENGTH,
+  SECTOR_SIZE,
+  decodeBlock,
+  encodeBlockV1,
+  headerMatches,
+  encodedLengthV2,
+  sectorCount,
+  sectorLength,
+  slotOffset,
+  verifySlot,
+  writeHeaderV2,
+  writePoisonSlot,
+  writeSectorCheck,
+  writeZeroSectorCheck,
+} from './block-codec.js';
+import { blockKey } from './volume-layout.js';
+
+/** One sector in memory: bytes, null for zeros, undefined for "as in the store". */
+export type Sector = Buffer | null | undefined;
+
+/** What the uploader learns about the old object before merging. */
+export type OldObject =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'slots'; readonly bytes: Buffer }
+  | { readonly kind: 'payload'; readonly payload: Buffer }
+  | { readonly kind: 'lost' };
+
+/** The sectors of one cached block and its upload state. */
+export interface Entry {
+  readonly sectors: Sector[];
+  /** Format 2: the check of each sector, valid where `checked` is 1. */
+  readonly checks: Buffer;
+  readonly checked: Uint8Array;
+  /** Bytes of sector buffers held. */
+  bytes: number;
+  /** Bumped by every change. */
+  version: number;
+  /** The version known to be in the store (visible; durable after a store sync). */
+  durable: number;
+  uploading: boolean;
+  lastWriteMs: number;
+  retryAtMs: number;
+  waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: unknown) => void }[];
+}
+
+/** A fresh entry of `n` sectors, all as in the store. */
+export function newEntry(n: number): Entry {
+  return {
+    sectors: new Array<Sector>(n).fill(undefined),
+    checks: Buffer.alloc(n * CHECK_LENGTH),
+    checked: new Uint8Array(n),
+    bytes: 0,
+    version: 0,
+    durable: 0,
+    uploading: false,
+    lastWriteMs: 0,
+    retryAtMs: 0,
+    waiters: [],
+  };
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The block objects of one volume. */
+export class BlockIo {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly name: string,
+    readonly format: 1 | 2,
+    private readonly blockLength: (index: number) => number,
+    private readonly logger?: Logger,
+  ) {}
+
+  /** Sectors `s0..s1` of a block as stored, verified (null: zeros; the block is absent). */
+  async fetch(index: number, s0: number, s1: number, signal?: AbortSignal): Promise<(Buffer | null)[]> {
+    const len = this.blockLength(index);
+    const key = blockKey(this.name, index);
+    const n = sectorCount(len);
+    if (this.format === 2 && (s0 > 0 || s1 < n - 1)) {
+      const offset = slotOffset(s0);
+      const length = slotOffset(s1) + CHECK_LENGTH + sectorLength(len, s1) - offset;
+      const bytes = await this.store.tryGet(key, signal === undefined ? { range: { offset, length } } : { range: { offset, length }, signal });
+      if (bytes === undefined) return new Array<null>(s1 - s0 + 1).fill(null);
+      const buf = toBuffer(bytes);
+      const out: Buffer[] = [];
+      // A short answer (an older, shorter last block after a resize, or damage) or a bad check
+      // falls back to a whole read, which tells the two apart.
+      if (buf.byteLength === length) {
+        for (let s = s0; s <= s1; s++) {
+          const at = slotOffset(s) - offset;
+          const slot = buf.subarray(at, at + CHECK_LENGTH + sectorLength(len, s));
+          if (!verifySlot(index, s, slot)) break;
+          out.push(slot.subarray(CHECK_LENGTH));
+        }
+        if (out.length === s1 - s0 + 1) return out;
+      }
+    }
+    if (this.format === 2 && s0 === 0 && s1 === n - 1) {
+      // A whole block: verify header and slots in place and hand out views (no payload copy).
+      const bytes = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+      if (bytes === undefined) return new Array<null>(n).fill(null);
+      const buf = toBuffer(bytes);
+      const views = buf.byteLength === encodedLengthV2(len) ? slotViews(index, len, buf) : undefined;
+      if (views !== undefined) return views;
+      return splitPayload(fitPayload(decodeBlock(key, index, buf).payload, len), len, s0, s1);
+    }
+    const whole = await this.fetchWhole(index, len, key, signal);
+    if (whole === undefined) return new Array<null>(s1 - s0 + 1).fill(null);
+    const out: Buffer[] = [];
+    for (let s = s0; s <= s1; s++) out.push(whole.subarray(s * SECTOR_SIZE, s * SECTOR_SIZE + sectorLength(len, s)));
+    return out;
+  }
+
+  /** The whole payload of a block, verified and sized to the block (zero-padded); undefined if absent. */
+  private async fetchWhole(index: number, len: number, key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const bytes = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+    if (bytes === undefined) return undefined;
+    return fitPayload(decodeBlock(key, index, bytes).payload, len);
+  }
+
+  /** What an upload of `e` needs from the old object: nothing unless sectors are missing (format 2). */
+  async readOld(index: number, e: Entry): Promise<OldObject | undefined> {
+    if (this.format !== 2 || !e.sectors.includes(undefined)) return undefined;
+    const key = blockKey(this.name, index);
+    const len = this.blockLength(index);
+    const bytes = await this.store.tryGet(key);
+    if (bytes === undefined) return { kind: 'absent' };
+    const buf = toBuffer(bytes);
+    if (buf.byteLength === encodedLengthV2(len) && buf[4] === 2) return { kind: 'slots', bytes: buf };
+    try {
+      return { kind: 'payload', payload: fitPayload(decodeBlock(key, index, buf).payload, len) };
+    } catch (err) {
+      this.logger?.error({ err, key }, 'nbd: a block being merged with a partial write is corrupt; its other sectors will read as I/O errors');
+      return { kind: 'lost' };
+    }
+  }
+
+  /**
+   * The object to store for `e` now (undefined: the block is all zeros, delete it). Synchronous,
+   * so it is a consistent snapshot; caches the checks it computes in `e`.
+   */
+  encode(index: number, e: Entry, old: OldObject | undefined, epoch: number): Buffer | undefined {
+    const len = this.blockLength(index);
+    const n = e.sectors.length;
+    if (this.format === 1) {
+      if (e.sectors.every((s) => s === null)) return undefined;
+      return encodeBlockV1(index, epoch, e.sectors.map((sec, s) => {
+        if (sec === undefined) throw new Error('format 1 block uploaded with sectors missing');
+        return sec ?? Buffer.alloc(sectorLength(len, s));
+      }));
+    }
+    const body = Buffer.allocUnsafe(encodedLengthV2(len));
+    writeHeaderV2(body, index, epoch, len);
+    let allZero = true;
+    for (let s = 0; s < n; s++) {
+      const at = slotOffset(s);
+      const sl = sectorLength(len, s);
+      let sec = e.sectors[s];
+      if (sec === undefined) {
+        const o = old ?? { kind: 'lost' };
+        if (o.kind === 'slots') {
+          o.bytes.copy(body, at, at, at + CHECK_LENGTH + sl);
+          allZero = false;
+          continue;
+        }
+        if (o.kind === 'lost') {
+          writePoisonSlot(index, s, sl, body, at);
+          allZero = false;
+          continue;
+        }
+        sec = o.kind === 'absent' ? null : o.payload.subarray(s * SECTOR_SIZE, s * SECTOR_SIZE + sl);
+        if (sec !== null) e.checked[s] = 0;
+      }
+      if (sec === null) {
+        writeZeroSectorCheck(index, s, sl, body, at);
+        body.fill(0, at + CHECK_LENGTH, at + CHECK_LENGTH + sl);
+        continue;
+      }
+      allZero = false;
+      if (e.checked[s] === 1 && e.sectors[s] === sec) {
+        e.checks.copy(body, at, s * CHECK_LENGTH, (s + 1) * CHECK_LENGTH);
+      } else {
+        writeSectorCheck(index, s, sec, body, at);
+        if (e.sectors[s] === sec) {
+          body.copy(e.checks, s * CHECK_LENGTH, at, at + CHECK_LENGTH);
+          e.checked[s] = 1;
+        }
+      }
+      sec.copy(body, at + CHECK_LENGTH);
+    }
+    return allZero ? undefined : body;
+  }
+}
+
+/** Sector views of a whole format 2 object of the expected size, or undefined if any check fails. */
+function slotViews(index: number, len: number, buf: Buffer): Buffer[] | undefined {
+  if (!headerMatches(index, len, buf)) return undefined;
+  const out: Buffer[] = [];
+  for (let s = 0; s < sectorCount(len); s++) {
+    const slot = buf.subarray(slotOffset(s), slotOffset(s) + CHECK_LENGTH + sectorLength(len, s));
+    if (!verifySlot(index, s, slot)) return undefined;
+    out.push(slot.subarray(CHECK_LENGTH));
+  }
+  return out;
+}
+
+/** Sectors s0..s1 of a payload, as views. */
+function splitPayload(payload: Buffer, len: number, s0: number, s1: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let s = s0; s <= s1; s++) out.push(payload.subarray(s * SECTOR_SIZE, s * SECTOR_SIZE + sectorLength(len, s)));
+  return out;
+}
+
+/** A payload cut or zero-padded to `len` bytes (a block grown by a resize was stored shorter). */
+function fitPayload(payload: Buffer, len: number): Buffer {
+  if (payload.byteLength === len) return payload;
+  const out = Buffer.alloc(len);
+  payload.copy(out, 0, 0, Math.min(len, payload.byteLength));
+  return out;
+}

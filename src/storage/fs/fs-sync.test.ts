@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { DeferredSyncs } from './fs-sync.js';
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A recorder: when each path's fsync started (a logical clock), with a random delay. */
+function recorder(delays: readonly number[]): { syncPath: (p: string) => Promise<void>; starts: Map<string, number[]>; now: () => number } {
+  let clock = 0;
+  let k = 0;
+  const starts = new Map<string, number[]>();
+  return {
+    starts,
+    now: () => ++clock,
+    syncPath: async (p: string) => {
+      const at = ++clock;
+      const list = starts.get(p) ?? [];
+      list.push(at);
+      starts.set(p, list);
+      for (let i = delays[k++ % delays.length] ?? 0; i > 0; i--) await tick();
+    },
+  };
+}
+
+describe('DeferredSyncs', () => {
+  test('a sync covers every path recorded before it, including puts made during a running round', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.record({ op: fc.constant('put' as const), n: fc.nat(5) }), fc.record({ op: fc.constant('sync' as const), n: fc.nat(3) })), { maxLength: 40 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 8 }),
+        async (ops, delays) => {
+          const r = recorder(delays);
+          const syncs = new DeferredSyncs(r.syncPath);
+          const recordedAt = new Map<string, number>();
+          const checks: Promise<void>[] = [];
+          let seq = 0;
+          for (const o of ops) {
+            if (o.op === 'put') {
+              const file = `d${o.n}/f${seq++}`;
+              syncs.record(file, `d${o.n}`);
+              const at = r.now();
+              recordedAt.set(file, at);
+              recordedAt.set(`d${o.n}`, at);
+            } else {
+              // Snapshot what must be covered when this sync resolves.
+              const due = new Map(recordedAt);
+              checks.push(
+                syncs.sync().then(() => {
+                  for (const [p, at] of due) {
+                    const started = r.starts.get(p) ?? [];
+                    assert.ok(started.some((s) => s > at), `${p} recorded at ${at} but synced at [${started.join(',')}]`);
+                  }
+                }),
+              );
+            }
+            for (let i = o.n; i > 0; i--) await tick();
+          }
+          await Promise.all(checks);
+          await syncs.sync();
+          assert.equal(syncs.pending, 0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  test('a failed round keeps its paths for the next sync; ENOENT (deleted since) is not an error', async () => {
+    let fail = true;
+    const synced: string[] = [];
+    const syncs = new DeferredSyncs(async (p) => {
+      if (p === 'gone') throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+      if (fail && p === 'a') throw Object.assign(new Error('io'), { code: 'EIO' });
+      synced.push(p);
+    });
+    syncs.record('a', 'dir');
+    syncs.record('gone', 'dir');
+    await assert.rejects(syncs.sync(), /io/);
+    assert.equal(syncs.pending, 3);
+    fail = false;
+    await syncs.sync();
+    assert.equal(syncs.pending, 0);
+    assert.ok(synced.includes('a') && synced.includes('dir'));
+    // Files before folders.
+    assert.ok(synced.lastIndexOf('a') < synced.lastIndexOf('dir'));
+  });
+
+  test('nothing recorded: sync resolves at once and fsyncs nothing', async () => {
+    let calls = 0;
+    const syncs = new DeferredSyncs(async () => {
+      calls++;
+    });
+    await syncs.sync();
+    assert.equal(calls, 0);
+  });
+});
