@@ -1,30 +1,31 @@
 /**
- * The composition root: the only place that builds concrete backends (the fs object store at
- * the data directory, the store-backed meta store over it, the caches, the repository host),
- * the Git service and the frontends, and passes them down.
+ * The composition root: the only place that builds concrete backends (the object store and
+ * meta store that backends.ts chooses from the configuration, the caches, the repository
+ * host), the Git service and the frontends, and passes them down.
  */
 import { readFileSync } from 'node:fs';
 import type { StowageConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
-import { StoreMetaStore } from '../meta/store/store-meta.js';
+import type { MetaStore } from '../meta/meta-store.js';
 import { createRepoCaches } from '../repo/cache/repo-caches.js';
 import { StoredRepositoryHost } from '../repo/host.js';
 import type { RepositoryHost } from '../repo/repository.js';
 import { createGitService } from '../service/dispatch.js';
 import type { GitService } from '../service/git-service.js';
-import { FsStore } from '../storage/fs/fs-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { DeviceProvider } from '../nbd/device/block-device.js';
 import { StoreDeviceProvider, defaultNodeId } from '../nbd/device/store-provider.js';
 import { NbdServer } from '../nbd/server/server.js';
 import { GitDaemon } from '../frontends/git-daemon/server.js';
 import { SmartHttpServer } from '../frontends/smart-http/server.js';
+import { metaSpec, openMetaStore, openObjectStore, storeSpec } from './backends.js';
 
 /** The backends of one process. */
 export interface Backends {
   readonly host: RepositoryHost;
   /** The object store everything lives in (NBD volumes too). */
   readonly store: ObjectStore;
+  readonly meta: MetaStore;
   /** Closes the meta store (and anything else holding resources). */
   close(): Promise<void>;
 }
@@ -50,9 +51,17 @@ export function stowageAgent(): string {
 }
 
 /** Builds the store, meta store, caches and repository host from the configuration. */
-export function openBackends(config: StowageConfig): Backends {
-  const store = new FsStore({ root: config.data });
-  const meta = new StoreMetaStore({ store });
+export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv = process.env): Promise<Backends> {
+  const spec = await storeSpec(config, env);
+  const metaChoice = metaSpec(config, env);
+  const store = openObjectStore(spec);
+  let meta: MetaStore;
+  try {
+    meta = await openMetaStore(metaChoice, spec.kind, store);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const caches = createRepoCaches({
     blockCacheMb: config.cache.blockMb,
     indexCacheMb: config.cache.indexMb,
@@ -62,7 +71,14 @@ export function openBackends(config: StowageConfig): Backends {
   return {
     host,
     store,
-    close: () => meta.close(),
+    meta,
+    close: async () => {
+      try {
+        await meta.close();
+      } finally {
+        await store.close();
+      }
+    },
   };
 }
 

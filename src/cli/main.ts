@@ -8,6 +8,7 @@ import { LOG_LEVELS } from '../core/log.js';
 import { stowageAgent } from './compose.js';
 import { processIo, type CliIo } from './io.js';
 import { addStoreOptions, type ConfigFlags } from './options.js';
+import { clusterCommand } from './cluster-commands.js';
 import { nbdCommand } from './nbd-commands.js';
 import { repoCommand } from './repo-commands.js';
 import { runServe } from './serve.js';
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
 
   program.addCommand(repoCommand(io));
   program.addCommand(nbdCommand(io));
+  program.addCommand(clusterCommand(io));
 
   // Every command throws instead of exiting, so main decides the status.
   const override = (cmd: Command): void => {

@@ -21,7 +21,7 @@ import { createProgress } from './progress.js';
 /** Runs `fn` with the object store opened from the command's flags, closing it afterwards. */
 async function withStore<T>(flags: ConfigFlags, io: CliIo, fn: (store: ObjectStore) => Promise<T>): Promise<T> {
   const config = await configFromFlags(flags, io);
-  const backends = openBackends(config);
+  const backends = await openBackends(config, io.env);
   try {
     return await fn(backends.store);
   } finally {

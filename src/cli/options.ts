@@ -11,6 +11,9 @@ import type { CliIo } from './io.js';
 export interface ConfigFlags {
   readonly config?: string;
   readonly data?: string;
+  readonly store?: string;
+  readonly meta?: string;
+  readonly swiftConfig?: string;
   readonly gitListen?: string;
   readonly httpListen?: string;
   /** `--nbd-listen HOST:PORT` also enables the NBD server. */
@@ -23,12 +26,18 @@ export interface ConfigFlags {
 export function addStoreOptions(cmd: Command): Command {
   return cmd
     .option('--data <dir>', 'data directory (default ./stowage-data; env STOWAGE_DATA)')
+    .option('--store <url>', 'object store: fs:///DIR, s3://BUCKET/PREFIX?endpoint=…, swift://CONTAINER/PREFIX?auth_url=… (env STOWAGE_STORE)')
+    .option('--meta <url>', 'where refs live: "store" (default, in the object store) or etcd://HOST:PORT,HOST:PORT/PREFIX (env STOWAGE_META)')
+    .option('--swift-config <file>', 'a Swift config file with a [swift] section (Dulwich format); selects the Swift store')
     .option('--config <file>', 'config file (.toml, .yaml, .yml or .json)');
 }
 
 /** Flag → config key, with the flag's name for error messages. */
 const FLAG_KEYS: ReadonlyArray<readonly [keyof ConfigFlags, string, string]> = [
   ['data', 'data', '--data'],
+  ['store', 'store', '--store'],
+  ['meta', 'meta', '--meta'],
+  ['swiftConfig', 'swiftConfig', '--swift-config'],
   ['gitListen', 'git.listen', '--git-listen'],
   ['httpListen', 'http.listen', '--http-listen'],
   ['nbdListen', 'nbd.listen', '--nbd-listen'],

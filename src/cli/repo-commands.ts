@@ -20,7 +20,7 @@ import { createProgress } from './progress.js';
 /** Runs `fn` with backends opened from the command's flags, closing them afterwards. */
 async function withBackends<T>(flags: ConfigFlags, io: CliIo, fn: (b: Backends, config: StowageConfig) => Promise<T>): Promise<T> {
   const config = await configFromFlags(flags, io);
-  const backends = openBackends(config);
+  const backends = await openBackends(config, io.env);
   try {
     return await fn(backends, config);
   } finally {

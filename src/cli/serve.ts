@@ -6,7 +6,8 @@
 import { formatHostPort } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
-import { createFrontends, createNbdServer, createService, openBackends } from './compose.js';
+import { joinCluster } from './cluster-commands.js';
+import { createFrontends, createNbdServer, createService, openBackends, stowageAgent } from './compose.js';
 import type { CliIo } from './io.js';
 import { configFromFlags, type ConfigFlags } from './options.js';
 
@@ -14,7 +15,7 @@ import { configFromFlags, type ConfigFlags } from './options.js';
 export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
   const config = await configFromFlags(flags, io);
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty, destination: io.stdout });
-  const backends = openBackends(config);
+  const backends = await openBackends(config, io.env);
   const service = createService(config, backends, logger);
   const { gitDaemon, http } = createFrontends(config, service, logger);
   const nbd = createNbdServer(config, backends, logger);
@@ -24,6 +25,7 @@ export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
   }
 
   const started: Array<{ close(): Promise<void> }> = [];
+  const urls: string[] = [];
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled(started.map((s) => s.close()));
     await backends.close();
@@ -32,18 +34,28 @@ export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
     if (gitDaemon !== undefined) {
       const a = await gitDaemon.start();
       started.push(gitDaemon);
-      logger.info({ service: 'git', url: `git://${formatHostPort(a.address, a.port)}` }, 'listening');
+      urls.push(`git://${formatHostPort(a.address, a.port)}`);
+      logger.info({ service: 'git', url: urls.at(-1) }, 'listening');
     }
     if (http !== undefined) {
       const a = await http.start();
       started.push(http);
-      logger.info({ service: 'http', url: `http://${formatHostPort(a.address, a.port)}` }, 'listening');
+      urls.push(`http://${formatHostPort(a.address, a.port)}`);
+      logger.info({ service: 'http', url: urls.at(-1) }, 'listening');
     }
     if (nbd !== undefined) {
       const a = await nbd.start();
       started.push(nbd);
-      logger.info({ service: 'nbd', url: `nbd://${formatHostPort(a.address, a.port)}` }, 'listening');
+      urls.push(`nbd://${formatHostPort(a.address, a.port)}`);
+      logger.info({ service: 'nbd', url: urls.at(-1) }, 'listening');
     }
+    // In a cluster (refs in etcd) the node announces itself until it stops or dies.
+    const member = await joinCluster(config, io.env as NodeJS.ProcessEnv, {
+      addresses: urls,
+      version: stowageAgent(),
+      startedMs: Date.now(),
+    });
+    if (member !== undefined) started.unshift({ close: () => member.leave() });
   } catch (err) {
     await closeAll();
     throw err;

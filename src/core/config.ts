@@ -77,6 +77,46 @@ const bytes = z.preprocess(
 export const CONFIG_SCHEMA = z.strictObject({
   /** Directory of the embedded filesystem store (relative paths: to the working directory). */
   data: z.string().min(1).default('./stowage-data'),
+  /**
+   * Where repositories and volumes live, by URL: `fs:///DIR`, `s3://BUCKET/PREFIX?…`,
+   * `swift://CONTAINER/PREFIX?…`. Unset: the fs store at `data`. Wins over `data` when both are set.
+   */
+  store: z.string().min(1).optional(),
+  /** Where refs and the catalog live: `store` (in the object store) or `etcd://H:P,H:P/PREFIX`. */
+  meta: z.string().min(1).default('store'),
+  /** A Swift config file in the `[swift]` INI format of Dulwich's Swift backend. */
+  swiftConfig: z.string().min(1).optional(),
+  /** Swift settings (the `[swift]` keys); a `swift://` store URL's query overrides them. */
+  swift: z.strictObject({
+    authUrl: z.string().min(1).optional(),
+    authVer: z.union([z.literal(1), z.literal(2), z.literal(3)], { error: 'expected 1, 2 or 3' }).optional(),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    regionName: z.string().min(1).optional(),
+    endpointType: z.string().min(1).optional(),
+    concurrency: count(1).optional(),
+    httpPoolLength: count(1).optional(),
+    httpTimeout: count(1).optional(),
+    chunkLength: count(1).optional(),
+    cacheLength: count(0).optional(),
+    container: z.string().min(1).optional(),
+    prefix: z.string().optional(),
+  }).prefault({}),
+  /** S3 settings; an `s3://` store URL's query overrides them. */
+  s3: z.strictObject({
+    endpoint: z.string().min(1).optional(),
+    region: z.string().min(1).optional(),
+    bucket: z.string().min(1).optional(),
+    prefix: z.string().optional(),
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    sessionToken: z.string().min(1).optional(),
+    pathStyle: bool.optional(),
+  }).prefault({}),
+  cluster: z.strictObject({
+    /** This node's name in `stowage cluster status` (default: host name and process id). */
+    nodeId: z.string().min(1).max(128).optional(),
+  }).prefault({}),
   git: z.strictObject({
     enabled: bool.default(true),
     listen: listen.prefault('127.0.0.1:9418'),
@@ -96,6 +136,12 @@ export const CONFIG_SCHEMA = z.strictObject({
     maxConnections: count(1).default(64),
     /** Write-back cache per open volume, MiB. */
     cacheMb: count(1).default(64),
+    /** STARTTLS: off, on (offered), require (every option but STARTTLS refused with TLS_REQD). */
+    tls: z.enum(['off', 'on', 'require'], { error: 'expected off, on or require' }).default('off'),
+    /** PEM files: server certificate (chain) and key; with tlsCa, client certificates must chain to it. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    tlsCa: z.string().min(1).optional(),
   }).prefault({}),
   cache: z.strictObject({
     blockMb: count(0).default(256),
@@ -137,17 +183,46 @@ export interface StowageConfig extends Omit<ParsedConfig, 'limits' | 'fsck'> {
 }
 
 type LeafKind = 'string' | 'boolean' | 'integer' | 'bytes';
-type SectionName = 'git' | 'http' | 'nbd' | 'cache' | 'limits' | 'receive' | 'log';
+type SectionName = 'git' | 'http' | 'nbd' | 'cache' | 'limits' | 'receive' | 'log' | 'swift' | 's3' | 'cluster';
+
+/** Keys outside any section, by normalised name. */
+const TOP_LEVEL: Readonly<Record<string, string>> = { data: 'data', store: 'store', meta: 'meta', swiftconfig: 'swiftConfig' };
 
 /** Every settable key and how text (env, flags) converts to its type. */
 const LEAVES: Readonly<Record<SectionName, Readonly<Record<string, LeafKind>>>> = {
   git: { enabled: 'boolean', listen: 'string', allowPush: 'boolean', maxConnections: 'integer' },
   http: { enabled: 'boolean', listen: 'string', maxConnections: 'integer' },
-  nbd: { enabled: 'boolean', listen: 'string', maxConnections: 'integer', cacheMb: 'integer' },
+  nbd: { enabled: 'boolean', listen: 'string', maxConnections: 'integer', cacheMb: 'integer', tls: 'string', tlsCert: 'string', tlsKey: 'string', tlsCa: 'string' },
   cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer' },
   limits: { packSizeMax: 'bytes', packObjectsMax: 'integer', objectSizeMax: 'bytes', idleTimeoutMs: 'integer' },
   receive: { denyNonFastForwards: 'boolean' },
   log: { level: 'string', pretty: 'boolean' },
+  swift: {
+    authUrl: 'string',
+    authVer: 'integer',
+    username: 'string',
+    password: 'string',
+    regionName: 'string',
+    endpointType: 'string',
+    concurrency: 'integer',
+    httpPoolLength: 'integer',
+    httpTimeout: 'integer',
+    chunkLength: 'integer',
+    cacheLength: 'integer',
+    container: 'string',
+    prefix: 'string',
+  },
+  s3: {
+    endpoint: 'string',
+    region: 'string',
+    bucket: 'string',
+    prefix: 'string',
+    accessKeyId: 'string',
+    secretAccessKey: 'string',
+    sessionToken: 'string',
+    pathStyle: 'boolean',
+  },
+  cluster: { nodeId: 'string' },
 };
 
 /** One value for one key (`git.allowPush`, `fsck.badTimezone`, `data`), with where it came from. */
@@ -187,8 +262,9 @@ export function assignmentsFromDocument(doc: unknown, source: string): ConfigAss
   if (!isTable(doc)) throw invalid(source, 'a config file must be a table of sections');
   const out: ConfigAssignment[] = [];
   for (const [key, value] of Object.entries(doc)) {
-    if (normalizeKey(key) === 'data') {
-      out.push({ path: 'data', value, source });
+    const top = TOP_LEVEL[normalizeKey(key)];
+    if (top !== undefined) {
+      out.push({ path: top, value, source });
       continue;
     }
     const sec = findSection(key);
@@ -230,7 +306,8 @@ function coerce(path: string, raw: unknown, source: string): unknown {
 }
 
 /**
- * Assignments from `STOWAGE_<SECTION>_<KEY>` variables (and STOWAGE_DATA). A variable naming a
+ * Assignments from `STOWAGE_<SECTION>_<KEY>` variables (and STOWAGE_DATA, STOWAGE_STORE,
+ * STOWAGE_META, STOWAGE_SWIFT_CONFIG). A variable naming a
  * known section but an unknown key is an error (a typo would otherwise be silently ignored);
  * other STOWAGE_* variables (STOWAGE_DEBUG, …) are not configuration and are left alone.
  */
@@ -239,8 +316,9 @@ export function assignmentsFromEnv(env: Readonly<Record<string, string | undefin
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || !name.startsWith('STOWAGE_')) continue;
     const rest = name.slice('STOWAGE_'.length);
-    if (rest === 'DATA') {
-      out.push({ path: 'data', value, source: name });
+    const top = TOP_LEVEL[normalizeKey(rest)];
+    if (top !== undefined) {
+      out.push({ path: top, value, source: name });
       continue;
     }
     const cut = rest.indexOf('_');

@@ -13,8 +13,10 @@ import { pushScenarios } from './scenarios-push.js';
 import { storeScenarios } from './scenarios-store.js';
 
 /** Registers the whole suite for one frontend and protocol version. */
-export function defineServerScenarios(frontend: Frontend, protocol: SuiteProtocol): void {
-  describe(`stock git over ${frontend === 'git' ? 'git://' : 'HTTP'}, protocol v${protocol}`, () => {
+export function defineServerScenarios(frontend: Frontend, protocol: SuiteProtocol, opts: { skip?: string } = {}): void {
+  const store = process.env['STOWAGE_STORE']?.replace(/:.*/, '');
+  const on = store === undefined ? '' : ` on ${store}`;
+  describe(`stock git over ${frontend === 'git' ? 'git://' : 'HTTP'}, protocol v${protocol}${on}`, opts, () => {
     const ctx = new E2eContext(frontend, protocol);
     before(async () => {
       const server = await startServer({ config: E2E_SERVER_CONFIG });

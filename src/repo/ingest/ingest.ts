@@ -142,9 +142,10 @@ class IngestedPack implements ReceivedPack {
     const { store, repoId } = this.deps;
     const signalOpt = opts.signal === undefined ? {} : { signal: opts.signal };
     // Pack first, then idx: a reader that finds the idx can trust the pack is there.
-    // Create-only: the same name always means the same bytes, so an existing key is fine.
-    await store.put(packKey(repoId, name), this.spool.stream(0, packSize, opts.signal), { ifAbsent: true, ...signalOpt });
-    await store.put(idxKey(repoId, name), idx, { ifAbsent: true, ...signalOpt });
+    // Plain puts, not create-only: the same name always means the same bytes, so overwriting an
+    // existing pack is harmless, and stores without atomic create-only writes (s3api) work too.
+    await store.put(packKey(repoId, name), this.spool.stream(0, packSize, opts.signal), signalOpt);
+    await store.put(idxKey(repoId, name), idx, signalOpt);
     this.#stored = { name, size: packSize, objects: objectCount, createdMs: this.deps.clock(), source: 'receive' };
     return this.#stored;
   }
