@@ -5,7 +5,12 @@
  * table with the ratio Stowage / nbdkit per row (all throughputs: higher is better). A
  * benchmark, not a test: it asserts nothing.
  *
- *   npm run bench:nbd -- [--runtime S] [--timeout S] [--keep]
+ *   npm run bench:nbd -- [--runtime S] [--timeout S] [--keep] [--repeat N] [--rows in,out,randread,randwrite]
+ *                        [--image-mb N] [--block-size SIZE] [--env KEY=VALUE]... [--cpu-prof DIR]
+ *
+ * --repeat runs each row N times, Stowage and nbdkit interleaved (the machine is shared), and
+ * reports the median of each side with every run's ratio. --env passes configuration to
+ * `stowage serve` (e.g. STOWAGE_NBD_CACHE_MB=256); --cpu-prof writes the server's V8 profile.
  *
  * Everything listens on 127.0.0.1 only, every command has a time limit, the servers are killed
  * at the end, and the whole run stops itself after --timeout seconds (default 1200).
@@ -22,19 +27,33 @@ import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
 import { cpuModel } from '../git/proc-stats.js';
 
 const MiB = 1024 * 1024;
-const IMAGE_BYTES = 1024 * MiB;
 const VOLUME = 'bench';
+
+const ROWS = ['in', 'out', 'randread', 'randwrite'] as const;
+type RowName = (typeof ROWS)[number];
 
 interface Options {
   readonly runtimeS: number;
   readonly timeoutS: number;
   readonly keep: boolean;
+  readonly repeat: number;
+  readonly rows: readonly RowName[];
+  readonly imageMb: number;
+  readonly blockSize: string | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  readonly cpuProf: string | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Options {
   let runtimeS = 15;
   let timeoutS = 1200;
   let keep = false;
+  let repeat = 1;
+  let rows: RowName[] = [...ROWS];
+  let imageMb = 1024;
+  let blockSize: string | undefined;
+  const env: Record<string, string> = {};
+  let cpuProf: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const int = (min: number): number => {
@@ -45,9 +64,21 @@ function parseArgs(argv: readonly string[]): Options {
     if (arg === '--runtime') runtimeS = int(1);
     else if (arg === '--timeout') timeoutS = int(30);
     else if (arg === '--keep') keep = true;
-    else throw new Error(`unknown argument ${arg}\nusage: run.js [--runtime S] [--timeout S] [--keep]`);
+    else if (arg === '--repeat') repeat = int(1);
+    else if (arg === '--image-mb') imageMb = int(16);
+    else if (arg === '--block-size') blockSize = String(argv[++i]);
+    else if (arg === '--cpu-prof') cpuProf = String(argv[++i]);
+    else if (arg === '--rows') {
+      rows = String(argv[++i]).split(',') as RowName[];
+      if (rows.some((r) => !ROWS.includes(r))) throw new Error(`--rows takes a list of ${ROWS.join(', ')}`);
+    } else if (arg === '--env') {
+      const kv = String(argv[++i]);
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new Error('--env takes KEY=VALUE');
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--runtime S] [--timeout S] [--keep] [--repeat N] [--rows LIST] [--image-mb N] [--block-size SIZE] [--env K=V] [--cpu-prof DIR]`);
   }
-  return { runtimeS, timeoutS, keep };
+  return { runtimeS, timeoutS, keep, repeat, rows, imageMb, blockSize, env, cpuProf };
 }
 
 function progress(text: string): void {
@@ -144,6 +175,14 @@ interface Row {
   readonly nbdkit: number;
   readonly stowageNote: string;
   readonly nbdkitNote: string;
+  /** Stowage / nbdkit of each interleaved repetition. */
+  readonly ratios: readonly number[];
+}
+
+function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** nbdcopy from → to; returns seconds. */
@@ -190,7 +229,8 @@ function formatTable(rows: readonly Row[], machine: string, command: string): st
     ...rows.map((r) => {
       const s = `${fmt(r.stowage)}${r.stowageNote}`;
       const n = `${fmt(r.nbdkit)}${r.nbdkitNote}`;
-      return `| ${r.name} | ${r.unit} | ${s} | ${n} | ${(r.stowage / r.nbdkit).toFixed(2)} |`;
+      const runs = r.ratios.length > 1 ? ` (runs: ${r.ratios.map((x) => x.toFixed(2)).join(', ')})` : '';
+      return `| ${r.name} | ${r.unit} | ${s} | ${n} | ${(r.stowage / r.nbdkit).toFixed(2)}${runs} |`;
     }),
     '',
     'All numbers are throughputs: higher is better, and a ratio of 1.00 means Stowage matches',
@@ -207,20 +247,23 @@ function formatTable(rows: readonly Row[], machine: string, command: string): st
 async function main(opts: Options): Promise<void> {
   const work = await makeTempDir('stowage-nbd-bench-');
   const cleanups: Array<() => Promise<unknown>> = [];
+  const imageBytes = opts.imageMb * MiB;
   try {
     const image = join(work, 'random.img');
-    progress('generating a 1 GiB random image');
-    await writeRandomFile(image, IMAGE_BYTES);
+    progress(`generating a ${opts.imageMb} MiB random image`);
+    await writeRandomFile(image, imageBytes);
 
-    // Stowage: a fresh fs data dir with one 1 GiB volume
+    // Stowage: a fresh fs data dir with one volume of the image's size
     const dataDir = join(work, 'stowage-data');
-    await run(process.execPath, [STOWAGE_BIN, 'nbd', 'create', VOLUME, '--size', '1G', '--data', dataDir], PROJECT_ROOT, 60_000);
-    const stowage: NbdServerProcess = await startNbdServer(dataDir);
+    const create = ['nbd', 'create', VOLUME, '--size', `${opts.imageMb}M`, '--data', dataDir, ...(opts.blockSize === undefined ? [] : ['--block-size', opts.blockSize])];
+    await run(process.execPath, [STOWAGE_BIN, ...create], PROJECT_ROOT, 60_000);
+    const nodeArgs = opts.cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`];
+    const stowage: NbdServerProcess = await startNbdServer(dataDir, opts.env, nodeArgs);
     cleanups.push(() => stowage.stop());
-    // nbdkit: a sparse 1 GiB plain file
+    // nbdkit: a sparse plain file of the same size
     const plain = join(work, 'nbdkit.img');
     await writeFile(plain, '');
-    await truncate(plain, IMAGE_BYTES);
+    await truncate(plain, imageBytes);
     const nbdkit = await startNbdkit(plain, work);
     cleanups.push(() => nbdkit.stop());
 
@@ -229,34 +272,43 @@ async function main(opts: Options): Promise<void> {
       { key: 'nbdkit', url: `${nbdkit.nbdUrl}/${VOLUME}` },
     ] as const;
     const rows: Row[] = [];
-    const mibps = (s: number): number => IMAGE_BYTES / MiB / s;
+    const mibps = (s: number): number => imageBytes / MiB / s;
     const secs = (s: number): string => ` (${s.toFixed(1)} s)`;
-
-    const copyIn: number[] = [];
-    for (const side of sides) {
-      progress(`nbdcopy in: ${side.key}`);
-      copyIn.push(await timedCopy(image, side.url, work, true));
-    }
-    rows.push({ name: 'nbdcopy 1 GiB random image in (`--flush`)', unit: 'MiB/s', stowage: mibps(copyIn[0] ?? 0), nbdkit: mibps(copyIn[1] ?? 0), stowageNote: secs(copyIn[0] ?? 0), nbdkitNote: secs(copyIn[1] ?? 0) });
-
-    const copyOut: number[] = [];
-    for (const side of sides) {
-      progress(`nbdcopy out: ${side.key}`);
-      const dst = join(work, `out-${side.key}.img`);
-      copyOut.push(await timedCopy(side.url, dst, work, false));
-      if ((await stat(dst)).size !== IMAGE_BYTES) throw new Error(`nbdcopy out of ${side.key} wrote a file of the wrong size`);
-      await run('cmp', [image, dst], work, 120_000);
-      await rm(dst, { force: true });
-    }
-    rows.push({ name: 'nbdcopy 1 GiB out to a file', unit: 'MiB/s', stowage: mibps(copyOut[0] ?? 0), nbdkit: mibps(copyOut[1] ?? 0), stowageNote: secs(copyOut[0] ?? 0), nbdkitNote: secs(copyOut[1] ?? 0) });
-
-    for (const rw of ['randread', 'randwrite'] as const) {
-      const iops: number[] = [];
-      for (const side of sides) {
-        progress(`fio ${rw} ${opts.runtimeS} s: ${side.key}`);
-        iops.push(await fioIops(side.url, rw, opts.runtimeS, work));
+    /** Runs `measure` for both sides `repeat` times, interleaved; a row of medians. */
+    const measureRow = async (name: string, unit: string, measure: (side: (typeof sides)[number]) => Promise<number>, toValue: (x: number) => number, note: (x: number) => string): Promise<void> => {
+      const got: [number[], number[]] = [[], []];
+      for (let r = 0; r < opts.repeat; r++) {
+        for (const [k, side] of sides.entries()) {
+          progress(`${name} (${r + 1}/${opts.repeat}): ${side.key}`);
+          got[k]?.push(await measure(side));
+        }
       }
-      rows.push({ name: `fio 4 KiB ${rw}, iodepth 16`, unit: 'IOPS', stowage: iops[0] ?? 0, nbdkit: iops[1] ?? 0, stowageNote: '', nbdkitNote: '' });
+      const [st, nk] = got;
+      const ratios = st.map((x, i) => toValue(x) / toValue(nk[i] as number));
+      rows.push({ name, unit, stowage: toValue(median(st)), nbdkit: toValue(median(nk)), stowageNote: note(median(st)), nbdkitNote: note(median(nk)), ratios });
+    };
+
+    const needData = opts.rows.some((r) => r !== 'in' && r !== 'randwrite');
+    if (opts.rows.includes('in') || needData) {
+      if (!opts.rows.includes('in')) {
+        for (const side of sides) await timedCopy(image, side.url, work, true);
+      } else {
+        await measureRow(`nbdcopy ${opts.imageMb} MiB random image in (\`--flush\`)`, 'MiB/s', (side) => timedCopy(image, side.url, work, true), mibps, secs);
+      }
+    }
+    if (opts.rows.includes('out')) {
+      await measureRow(`nbdcopy ${opts.imageMb} MiB out to a file`, 'MiB/s', async (side) => {
+        const dst = join(work, `out-${side.key}.img`);
+        const t = await timedCopy(side.url, dst, work, false);
+        if ((await stat(dst)).size !== imageBytes) throw new Error(`nbdcopy out of ${side.key} wrote a file of the wrong size`);
+        await run('cmp', [image, dst], work, 120_000);
+        await rm(dst, { force: true });
+        return t;
+      }, mibps, secs);
+    }
+    for (const rw of ['randread', 'randwrite'] as const) {
+      if (!opts.rows.includes(rw)) continue;
+      await measureRow(`fio 4 KiB ${rw}, iodepth 16`, 'IOPS', (side) => fioIops(side.url, rw, opts.runtimeS, work), (x) => x, () => '');
     }
 
     const nbdkitVersion = (await run('nbdkit', ['--version'], work, 10_000)).trim();

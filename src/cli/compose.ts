@@ -16,6 +16,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { DeviceProvider } from '../nbd/device/block-device.js';
 import { StoreDeviceProvider, defaultNodeId } from '../nbd/device/store-provider.js';
 import { NbdServer } from '../nbd/server/server.js';
+import { nbdTlsFromConfig } from '../nbd/server/tls-files.js';
 import { GitDaemon } from '../frontends/git-daemon/server.js';
 import { SmartHttpServer } from '../frontends/smart-http/server.js';
 import { metaSpec, openMetaStore, openObjectStore, storeSpec } from './backends.js';
@@ -135,7 +136,9 @@ export function createDeviceProvider(config: StowageConfig, backends: Backends, 
 /** The NBD server when enabled (not started). */
 export function createNbdServer(config: StowageConfig, backends: Backends, logger: Logger): NbdServer | undefined {
   if (!config.nbd.enabled) return undefined;
+  const tls = nbdTlsFromConfig(config.nbd);
   return new NbdServer({
+    ...(tls === undefined ? {} : { tls }),
     provider: createDeviceProvider(config, backends, logger),
     listen: config.nbd.listen,
     logger: logger.child({ frontend: 'nbd' }),

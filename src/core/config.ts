@@ -134,8 +134,11 @@ export const CONFIG_SCHEMA = z.strictObject({
     enabled: bool.default(false),
     listen: listen.prefault('127.0.0.1:10809'),
     maxConnections: count(1).default(64),
-    /** Write-back cache per open volume, MiB. */
-    cacheMb: count(1).default(64),
+    /**
+     * Write-back cache per open volume, MiB (half may be dirty). 256: fio 4 KiB random I/O over
+     * 256 MiB measured 0.61x/0.20x of nbdkit-file (read/write) with it, 0.24x/0.10x with 64.
+     */
+    cacheMb: count(1).default(256),
     /** STARTTLS: off, on (offered), require (every option but STARTTLS refused with TLS_REQD). */
     tls: z.enum(['off', 'on', 'require'], { error: 'expected off, on or require' }).default('off'),
     /** PEM files: server certificate (chain) and key; with tlsCa, client certificates must chain to it. */

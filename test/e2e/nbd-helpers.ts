@@ -22,11 +22,11 @@ export interface NbdServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts the server on a (fresh or given) data dir. */
-export async function startNbdServer(dataDir?: string): Promise<NbdServerProcess> {
+/** Starts the server on a (fresh or given) data dir; `env` adds variables (STOWAGE_NBD_TLS, …), `nodeArgs` go to node (--cpu-prof). */
+export async function startNbdServer(dataDir?: string, env: Readonly<Record<string, string>> = {}, nodeArgs: readonly string[] = []): Promise<NbdServerProcess> {
   const dir = dataDir ?? (await makeTempDir('stowage-nbd-e2e-'));
   const args = ['serve', '--data', dir, '--git-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--nbd-listen', '127.0.0.1:0'];
-  const child = spawn(process.execPath, [STOWAGE_BIN, ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, STOWAGE_BIN, ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   live.add(child);
   let out = '';
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));

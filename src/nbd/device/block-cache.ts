@@ -43,6 +43,10 @@ const RETRY_MS = 1000;
 /** Bytes charged per entry besides its sectors. */
 const ENTRY_OVERHEAD = 64;
 const ZERO_SECTOR = Buffer.alloc(SECTOR_SIZE);
+/** Weight of one first miss in the moving share of first misses on recently evicted blocks. */
+const GHOST_WEIGHT = 1 / 64;
+/** That share above which the cache counts as thrashing (no whole-block reads on a miss). */
+const THRASHING = 0.25;
 
 /** Serializes async work per key. */
 class KeyedLock {
@@ -67,7 +71,7 @@ class KeyedLock {
 }
 
 /** How a change treats one sector: new bytes from `src`, or zeros (kept allocated or not). */
-type Change = { readonly kind: 'data'; readonly src: Buffer } | { readonly kind: 'zero'; readonly keep: boolean };
+type Change = { readonly kind: 'data'; readonly src: Buffer; readonly donated: boolean } | { readonly kind: 'zero'; readonly keep: boolean };
 
 /** The shared block cache and uploader of one volume. */
 export class VolumeCache {
@@ -86,12 +90,17 @@ export class VolumeCache {
   private timer: NodeJS.Timeout | undefined;
   private failure: unknown;
   private closing = false;
+  /** Recently evicted blocks (insertion order, bounded) and how often first misses hit them. */
+  private readonly ghosts = new Set<number>();
+  private readonly ghostMax: number;
+  private ghostRate = 0;
   /** Completed uploads; a fetch that saw it change must not install what it read. */
   private uploads = 0;
   size: number;
 
   constructor(private readonly opts: VolumeCacheOptions) {
     this.size = opts.size;
+    this.ghostMax = Math.max(64, Math.ceil(opts.cacheBytes / opts.blockSize));
     this.io = new BlockIo(opts.store, opts.name, opts.format, (i) => this.blockLength(i), opts.logger);
   }
 
@@ -113,8 +122,20 @@ export class VolumeCache {
     let fetched: (Buffer | null)[] | undefined;
     let f0 = s0;
     if (e === undefined || missing(e, s0, s1)) {
-      if (this.io.format === 1) f0 = 0;
-      fetched = await this.fetchInstall(index, f0, this.io.format === 1 ? sectorCount(this.blockLength(index)) - 1 : s1, signal);
+      // Format 1 reads whole blocks. Format 2 reads only the sectors asked for on a block's
+      // first miss, and the whole block on a later miss while the block is still cached, unless
+      // the cache is thrashing (blocks missed again soon after their eviction): then a whole
+      // block costs a 64x bigger read and check for bytes evicted before their next use.
+      // Measured (fio 4 KiB randread over 256 MiB of 256 KiB blocks, loaded 2-core machine):
+      // 256 MiB cache, sectors only 6.2k IOPS, whole on second miss 19.6k; 64 MiB cache,
+      // whole on second miss 3.1k, sectors only 6.7k.
+      let f1 = s1;
+      if (e === undefined) this.noteFirstMiss(index);
+      if (this.io.format === 1 || (e !== undefined && this.ghostRate < THRASHING)) {
+        f0 = 0;
+        f1 = sectorCount(this.blockLength(index)) - 1;
+      }
+      fetched = await this.fetchInstall(index, f0, f1, signal);
       e = this.entries.get(index);
     }
     for (let s = s0; s <= s1; s++) {
@@ -129,9 +150,9 @@ export class VolumeCache {
     }
   }
 
-  /** Writes `data` (copied) at `off` in block `index`. */
-  async write(index: number, off: number, data: Buffer): Promise<void> {
-    await this.change(index, off, data.byteLength, { kind: 'data', src: data });
+  /** Writes `data` at `off` in block `index`; copied unless `donated` (then whole sectors are views of it). */
+  async write(index: number, off: number, data: Buffer, donated = false): Promise<void> {
+    await this.change(index, off, data.byteLength, { kind: 'data', src: data, donated });
   }
 
   /** Zeroes [off, off+len) of block `index`; `keep` stores zeros instead of dropping sectors. */
@@ -268,7 +289,16 @@ export class VolumeCache {
       if (e.version !== e.durable || e.uploading || this.locks.held(i)) continue;
       this.entries.delete(i);
       this.cachedBytes -= e.bytes + ENTRY_OVERHEAD;
+      this.ghosts.delete(i);
+      this.ghosts.add(i);
+      if (this.ghosts.size > this.ghostMax) this.ghosts.delete(this.ghosts.values().next().value as number);
     }
+  }
+
+  /** A block with no entry was missed: was it evicted recently (the cache thrashes)? */
+  private noteFirstMiss(index: number): void {
+    const ghost = this.ghosts.delete(index);
+    this.ghostRate = this.ghostRate * (1 - GHOST_WEIGHT) + (ghost ? GHOST_WEIGHT : 0);
   }
 
   private async room(bytes: number): Promise<void> {
@@ -332,8 +362,8 @@ export class VolumeCache {
           const part = change.src.subarray(s * SECTOR_SIZE - off, s * SECTOR_SIZE - off + sl);
           if (part.equals(ZERO_SECTOR.subarray(0, sl))) next = null;
           else {
-            // One copy for all the whole sectors of this change; sectors are views of it.
-            copy ??= Buffer.from(change.src);
+            // One copy for all the whole sectors of this change (none if donated); sectors are views of it.
+            copy ??= change.donated ? change.src : Buffer.from(change.src);
             next = copy.subarray(s * SECTOR_SIZE - off, s * SECTOR_SIZE - off + sl);
           }
         }

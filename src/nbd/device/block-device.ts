@@ -25,6 +25,11 @@ export interface Extent {
 export interface WriteFlags {
   /** Force unit access: resolve only when durable. */
   readonly fua?: boolean;
+  /**
+   * The caller hands `data` over and never reads or changes it again, so the device may keep
+   * it (or views of it) instead of copying. Only for `write`.
+   */
+  readonly donated?: boolean;
 }
 
 export interface ZeroFlags extends WriteFlags {

@@ -113,11 +113,12 @@ export class StoreVolume implements BlockDevice {
     this.checkWritable();
     const src = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const spans = this.spans(offset, src.byteLength);
+    const donated = flags.donated === true;
     if (spans.length === 1) {
       const s = spans[0] as Span;
-      await this.blocks.write(s.index, s.off, src);
+      await this.blocks.write(s.index, s.off, src, donated);
     } else {
-      await Promise.all(spans.map((s) => this.blocks.write(s.index, s.off, src.subarray(s.at, s.at + s.len))));
+      await Promise.all(spans.map((s) => this.blocks.write(s.index, s.off, src.subarray(s.at, s.at + s.len), donated)));
     }
     if (flags.fua === true) await this.blocks.waitDurable(spans.map((s) => s.index));
   }

@@ -24,6 +24,7 @@ export interface NbdRequest {
 /** What the decoder hands over. */
 export type DecodedRequest =
   | { readonly kind: 'request'; readonly request: NbdRequest }
+  /** `payload` is a buffer of its own (never a view of received chunks): the receiver may keep it. */
   | { readonly kind: 'write'; readonly request: NbdRequest; readonly payload: Uint8Array }
   | { readonly kind: 'write-too-big'; readonly request: NbdRequest };
 

@@ -35,6 +35,8 @@ export const BASE_ALLOCATION_ID = 1;
 export interface NbdTlsContext {
   readonly secureContext: SecureContext;
   readonly requireClientCert: boolean;
+  /** FORCEDTLS: options other than STARTTLS and ABORT are refused until TLS runs. */
+  readonly required: boolean;
 }
 
 /** What haggling needs from the connection. */
@@ -124,7 +126,7 @@ export async function negotiate(io: NegotiationIo): Promise<Negotiated | undefin
       fail(io, option, K.NBD_REP_ERR_SHUTDOWN, 'the server is shutting down');
       continue;
     }
-    const tlsRequired = io.tls !== undefined && !tlsDone;
+    const tlsRequired = io.tls !== undefined && io.tls.required && !tlsDone;
     if (option === K.NBD_OPT_STARTTLS) {
       if (io.tls === undefined) fail(io, option, K.NBD_REP_ERR_UNSUP, 'TLS is not configured on this server');
       else if (tlsDone) fail(io, option, K.NBD_REP_ERR_INVALID, 'TLS is already running');
@@ -278,12 +280,16 @@ async function startTls(io: NegotiationIo, tls: NbdTlsContext): Promise<void> {
     requestCert: tls.requireClientCert,
     rejectUnauthorized: tls.requireClientCert,
   });
+  // One persistent error listener: a failed handshake may emit more than one error, and an
+  // unhandled one would take the whole server down.
   await new Promise<void>((resolve, reject) => {
+    secure.on('error', (err) => reject(new ProtocolError('PROTO_BAD_REQUEST', `TLS handshake failed: ${err.message}`, { cause: err })));
     secure.once('secure', resolve);
-    secure.once('error', (err) => reject(new ProtocolError('PROTO_BAD_REQUEST', `TLS handshake failed: ${err.message}`, { cause: err })));
     secure.once('close', () => reject(new ProtocolError('PROTO_BAD_REQUEST', 'connection closed during the TLS handshake')));
+  }).catch((err: unknown) => {
+    secure.destroy();
+    throw err;
   });
-  secure.on('error', () => undefined);
   io.stream = secure;
   io.input.attach(secure);
 }

@@ -1,6 +1,6 @@
 /**
  * The NBD server: a TCP listener speaking fixed newstyle (with STARTTLS when TLS is
- * configured, which then is required), many exports and many clients per process. Each
+ * configured, offered or required), many exports and many clients per process. Each
  * connection haggles options, opens one device from the provider, serves pipelined requests,
  * and releases the device (which flushes it) when the client leaves, however it leaves. A
  * failing client never affects another.
@@ -25,6 +25,8 @@ export interface NbdTlsOptions {
   readonly ca?: string | Uint8Array;
   /** Demand and verify a client certificate. */
   readonly requireClientCert?: boolean;
+  /** `require` (default): FORCEDTLS; `on`: STARTTLS offered, plain clients served too. */
+  readonly mode?: 'on' | 'require';
 }
 
 export interface NbdServerOptions {
@@ -39,7 +41,7 @@ export interface NbdServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** How long close() waits for in-flight requests before cutting connections; default 10 s. */
   readonly shutdownGraceMs?: number;
-  /** When set, TLS is required (FORCEDTLS): every option but STARTTLS and ABORT gets TLS_REQD. */
+  /** When set, STARTTLS is offered; in mode `require` (FORCEDTLS) every option but STARTTLS and ABORT gets TLS_REQD. */
   readonly tls?: NbdTlsOptions;
 }
 
@@ -68,6 +70,7 @@ export class NbdServer {
               minVersion: 'TLSv1.2',
             }),
             requireClientCert: opts.tls.requireClientCert === true,
+            required: opts.tls.mode !== 'on',
           };
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }

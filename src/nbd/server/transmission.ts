@@ -206,7 +206,8 @@ export class Transmission {
         case K.NBD_CMD_READ:
           return await this.read(r, offset, length);
         case K.NBD_CMD_WRITE:
-          if (item.kind === 'write') await this.device.write(offset, item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0 });
+          // The decoder allocated the payload for this request alone: the device may keep it.
+          if (item.kind === 'write') await this.device.write(offset, item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0, donated: true });
           break;
         case K.NBD_CMD_FLUSH:
           await this.device.flush();
