@@ -14,6 +14,9 @@ import { createGitService } from '../service/dispatch.js';
 import type { GitService } from '../service/git-service.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { DeviceProvider } from '../nbd/device/block-device.js';
+import type { VolumeRecords } from '../nbd/device/lease-records.js';
+import { EtcdMetaStore } from '../meta/etcd/etcd-meta.js';
+import { EtcdNbdRecords } from '../meta/etcd/nbd-records.js';
 import { StoreDeviceProvider, defaultNodeId } from '../nbd/device/store-provider.js';
 import { NbdServer } from '../nbd/server/server.js';
 import { nbdTlsFromConfig } from '../nbd/server/tls-files.js';
@@ -123,13 +126,20 @@ export function createFrontends(config: StowageConfig, service: GitService, logg
   return { ...(gitDaemon === undefined ? {} : { gitDaemon }), ...(http === undefined ? {} : { http }) };
 }
 
+/** Where NBD lease records and volume name claims live: etcd when refs do (atomic create-once), else the object store. */
+export function volumeRecordsOf(backends: Backends): VolumeRecords | undefined {
+  return backends.meta instanceof EtcdMetaStore ? new EtcdNbdRecords(backends.meta.connection) : undefined;
+}
+
 /** The device provider NBD serves: volumes in the object store (nbd/<name>/...). */
 export function createDeviceProvider(config: StowageConfig, backends: Backends, logger: Logger): DeviceProvider {
+  const records = volumeRecordsOf(backends);
   return new StoreDeviceProvider({
     store: backends.store,
     cacheMb: config.nbd.cacheMb,
     nodeId: defaultNodeId(),
     logger: logger.child({ component: 'nbd-device' }),
+    ...(records === undefined ? {} : { records }),
   });
 }
 

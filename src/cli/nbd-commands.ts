@@ -10,20 +10,24 @@ import { ValidationError } from '../core/errors.js';
 import { parseByteSize } from '../core/config.js';
 import { breakLease, leaseIsLive, readLatestLease } from '../nbd/device/lease.js';
 import { parseSecretsConf } from '../nbd/device/swift-secrets.js';
+import type { VolumeRecords } from '../nbd/device/lease-records.js';
 import { deleteVolume, downloadVolume, resizeVolume, uploadVolume } from '../nbd/device/volume-transfer.js';
 import { checkVolumeName, countBlocks, createVolume, listVolumeNames, readVolumeMeta, requireVolumeMeta } from '../nbd/device/volume-layout.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { openBackends } from './compose.js';
+import { openBackends, volumeRecordsOf } from './compose.js';
 import type { CliIo } from './io.js';
 import { addStoreOptions, configFromFlags, type ConfigFlags } from './options.js';
 import { createProgress } from './progress.js';
 
-/** Runs `fn` with the object store opened from the command's flags, closing it afterwards. */
-async function withStore<T>(flags: ConfigFlags, io: CliIo, fn: (store: ObjectStore) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the object store opened from the command's flags, and where volume lease
+ * records live (undefined: the store itself; etcd with --meta etcd://…), closing them afterwards.
+ */
+async function withStore<T>(flags: ConfigFlags, io: CliIo, fn: (store: ObjectStore, records: VolumeRecords | undefined) => Promise<T>): Promise<T> {
   const config = await configFromFlags(flags, io);
   const backends = await openBackends(config, io.env);
   try {
-    return await fn(backends.store);
+    return await fn(backends.store, volumeRecordsOf(backends));
   } finally {
     await backends.close();
   }
@@ -40,10 +44,10 @@ function cliNodeId(): string {
 }
 
 /** Volume facts shown by list and info. */
-async function describeVolume(store: ObjectStore, name: string): Promise<Record<string, unknown>> {
+async function describeVolume(store: ObjectStore, name: string, records: VolumeRecords | undefined): Promise<Record<string, unknown>> {
   const meta = await requireVolumeMeta(store, name);
   const { blocks, bytes } = await countBlocks(store, name);
-  const lease = await readLatestLease(store, name);
+  const lease = await readLatestLease(store, name, records);
   const live = lease !== undefined && leaseIsLive(lease.record, Date.now());
   return {
     name,
@@ -72,11 +76,12 @@ export function nbdCommand(io: CliIo): Command {
       checkVolumeName(name);
       const bytes = size(opts.size, '--size');
       const blockSize = opts.blockSize === undefined ? undefined : size(opts.blockSize, '--block-size');
-      await withStore(opts, io, async (store) => {
+      await withStore(opts, io, async (store, records) => {
         const meta = await createVolume(store, name, {
           size: bytes,
           ...(blockSize === undefined ? {} : { blockSize }),
           ...(opts.description === undefined ? {} : { description: opts.description }),
+          ...(records === undefined ? {} : { records }),
         });
         out(`created volume ${name}: ${meta.size} bytes, block size ${meta.blockSize}`);
       });
@@ -85,9 +90,9 @@ export function nbdCommand(io: CliIo): Command {
   addStoreOptions(nbd.command('list').description('list volumes: size, blocks stored, lease holder'))
     .option('--json', 'print JSON')
     .action(async (opts: ConfigFlags & { json?: boolean }) => {
-      await withStore(opts, io, async (store) => {
+      await withStore(opts, io, async (store, records) => {
         const vols = [];
-        for (const name of await listVolumeNames(store)) vols.push(await describeVolume(store, name));
+        for (const name of await listVolumeNames(store)) vols.push(await describeVolume(store, name, records));
         if (opts.json === true) {
           out(JSON.stringify(vols));
           return;
@@ -100,8 +105,8 @@ export function nbdCommand(io: CliIo): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: ConfigFlags & { json?: boolean }) => {
       checkVolumeName(name);
-      await withStore(opts, io, async (store) => {
-        const v = await describeVolume(store, name);
+      await withStore(opts, io, async (store, records) => {
+        const v = await describeVolume(store, name, records);
         if (opts.json === true) {
           out(JSON.stringify(v));
           return;
@@ -115,17 +120,17 @@ export function nbdCommand(io: CliIo): Command {
     .action(async (name: string, opts: ConfigFlags & { size: string }) => {
       checkVolumeName(name);
       const bytes = size(opts.size, '--size');
-      await withStore(opts, io, async (store) => {
-        const meta = await resizeVolume(store, name, bytes, cliNodeId());
+      await withStore(opts, io, async (store, records) => {
+        const meta = await resizeVolume(store, name, bytes, cliNodeId(), records);
         out(`volume ${name} is now ${meta.size} bytes`);
       });
     });
 
   addStoreOptions(nbd.command('unlock <name>').description('break the lease of a dead server by hand')).action(async (name: string, opts: ConfigFlags) => {
     checkVolumeName(name);
-    await withStore(opts, io, async (store) => {
+    await withStore(opts, io, async (store, records) => {
       await requireVolumeMeta(store, name);
-      const r = await breakLease(store, name, Date.now());
+      const r = await breakLease(store, name, Date.now(), records);
       out(r === undefined ? `volume ${name} was not locked` : `unlocked volume ${name} (was held by ${r.was.nodeId}; now epoch ${r.epoch})`);
     });
   });
@@ -152,11 +157,12 @@ export function nbdCommand(io: CliIo): Command {
     .action(async (file: string, name: string, opts: ConfigFlags & { blockSize?: string; description?: string }) => {
       checkVolumeName(name);
       const blockSize = opts.blockSize === undefined ? undefined : size(opts.blockSize, '--block-size');
-      await withStore(opts, io, async (store) => {
+      await withStore(opts, io, async (store, records) => {
         const progress = createProgress(io.stderr);
         try {
           const r = await uploadVolume(store, file, name, {
             nodeId: cliNodeId(),
+            ...(records === undefined ? {} : { records }),
             ...(blockSize === undefined ? {} : { blockSize }),
             ...(opts.description === undefined ? {} : { description: opts.description }),
             onProgress: (done, total) => progress.onProgress('uploading blocks', done, total),
@@ -174,8 +180,8 @@ export function nbdCommand(io: CliIo): Command {
     .action(async (name: string, opts: ConfigFlags & { yes?: boolean }) => {
       checkVolumeName(name);
       if (opts.yes !== true) throw new ValidationError('ARG_INVALID', `refusing to delete volume ${name} without --yes`);
-      await withStore(opts, io, async (store) => {
-        const r = await deleteVolume(store, name, Date.now());
+      await withStore(opts, io, async (store, records) => {
+        const r = await deleteVolume(store, name, Date.now(), records);
         out(`deleted volume ${name} (${r.blocks} blocks)`);
       });
     });
@@ -184,7 +190,7 @@ export function nbdCommand(io: CliIo): Command {
     .option('--size <size>', 'size for sections without a size or objects key')
     .action(async (file: string, opts: ConfigFlags & { size?: string }) => {
       const defs = parseSecretsConf(await readFile(file, 'utf8'));
-      await withStore(opts, io, async (store) => {
+      await withStore(opts, io, async (store, records) => {
         for (const d of defs) {
           checkVolumeName(d.name);
           if ((await readVolumeMeta(store, d.name)) !== undefined) {
@@ -202,6 +208,7 @@ export function nbdCommand(io: CliIo): Command {
             size: bytes,
             ...(blockSize === undefined ? {} : { blockSize }),
             ...(d.description === undefined ? {} : { description: d.description }),
+            ...(records === undefined ? {} : { records }),
           });
           out(`${d.name}: created, ${meta.size} bytes, block size ${meta.blockSize}`);
         }

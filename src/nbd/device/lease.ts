@@ -16,10 +16,14 @@
  * after a takeover if its puts take longer than the ttl/4 slack (or, after a manual unlock,
  * if they were already in flight); such a late put may overwrite a block the new holder wrote
  * in between. Only a store with conditional overwrite (compare-and-swap) could close it.
+ *
+ * The records live in a VolumeRecords (lease-records.ts): by default the object store itself;
+ * with `--meta etcd://…` etcd, whose create-once is atomic where Swift's and s3api's are not.
  */
 import { ConflictError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { ObjectStore } from '../../storage/object-store.js';
+import { recordsOf, type VolumeRecords } from './lease-records.js';
 import { leaseKey, leasePrefix } from './volume-layout.js';
 
 /** What one lease record holds. */
@@ -59,16 +63,17 @@ function encodeRecord(r: LeaseRecord): Uint8Array {
   return Buffer.from(`${JSON.stringify(r)}\n`, 'utf8');
 }
 
-/** The newest lease record of a volume, undefined if it never had one. */
-export async function readLatestLease(store: ObjectStore, name: string): Promise<LatestLease | undefined> {
+/** The newest lease record of a volume, undefined if it never had one; `records` default to the store's. */
+export async function readLatestLease(store: ObjectStore, name: string, records?: VolumeRecords): Promise<LatestLease | undefined> {
   const prefix = leasePrefix(name);
+  const source = recordsOf(store, records);
   let last: { key: string; epoch: number } | undefined;
-  for await (const info of store.list(prefix)) {
-    const tail = info.key.slice(prefix.length);
-    if (/^\d{12}$/.test(tail)) last = { key: info.key, epoch: Number(tail) };
+  for (const key of await source.list(prefix)) {
+    const tail = key.slice(prefix.length);
+    if (/^\d{12}$/.test(tail)) last = { key, epoch: Number(tail) };
   }
   if (last === undefined) return undefined;
-  const bytes = await store.tryGet(last.key);
+  const bytes = await source.get(last.key);
   return bytes === undefined ? undefined : { epoch: last.epoch, record: parseRecord(bytes) };
 }
 
@@ -85,6 +90,8 @@ export interface LeaseOptions {
   readonly clock: () => number;
   readonly ttlMs: number;
   readonly logger?: Logger;
+  /** Where the lease records live (default: the store itself). */
+  readonly records?: VolumeRecords;
 }
 
 /** A held writer lease; renews itself until released. */
@@ -94,12 +101,14 @@ export class VolumeLease {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private released = false;
+  private readonly records: VolumeRecords;
 
   private constructor(
     private readonly opts: LeaseOptions,
     readonly epoch: number,
     takenMs: number,
   ) {
+    this.records = recordsOf(opts.store, opts.records);
     this.expiresMs = takenMs + opts.ttlMs;
     this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(opts.ttlMs / 3)));
     this.timer.unref();
@@ -108,7 +117,8 @@ export class VolumeLease {
   /** Takes the volume's lease: ConflictError('VOLUME_LEASE_HELD') while another holder's is live. */
   static async acquire(opts: LeaseOptions): Promise<VolumeLease> {
     const now = opts.clock();
-    const latest = await readLatestLease(opts.store, opts.name);
+    const records = recordsOf(opts.store, opts.records);
+    const latest = await readLatestLease(opts.store, opts.name, records);
     if (latest !== undefined && leaseIsLive(latest.record, now)) {
       throw new ConflictError(
         'META_CONTENTION',
@@ -117,11 +127,10 @@ export class VolumeLease {
     }
     const epoch = (latest?.epoch ?? 0) + 1;
     const record: LeaseRecord = { nodeId: opts.nodeId, expiresMs: now + opts.ttlMs, state: 'held', takenMs: now };
-    const r = await opts.store.put(leaseKey(opts.name, epoch), encodeRecord(record), { ifAbsent: true });
-    if (!r.created) throw new ConflictError('VOLUME_LEASE_HELD', `volume ${opts.name} was just taken by another server; try again`);
+    if (!(await records.create(leaseKey(opts.name, epoch), encodeRecord(record)))) throw new ConflictError('VOLUME_LEASE_HELD', `volume ${opts.name} was just taken by another server; try again`);
     // Old records are history only; keep the one before ours for diagnosis.
     for (let e = epoch - 2; e >= 1 && e >= epoch - 64; e--) {
-      await opts.store.delete(leaseKey(opts.name, e)).catch(() => undefined);
+      await records.delete(leaseKey(opts.name, e)).catch(() => undefined);
     }
     return new VolumeLease(opts, epoch, now);
   }
@@ -142,7 +151,7 @@ export class VolumeLease {
         throw new ConflictError('VOLUME_LEASE_LOST', `the lease on volume ${this.opts.name} has expired; refusing to write`);
       }
     }
-    if ((await this.opts.store.head(leaseKey(this.opts.name, this.epoch + 1))) !== undefined) {
+    if (await this.records.exists(leaseKey(this.opts.name, this.epoch + 1))) {
       this.markLost('a newer lease (another server or stowage nbd unlock) superseded it');
       this.throwIfLost();
     }
@@ -160,14 +169,14 @@ export class VolumeLease {
   private async doRenew(): Promise<void> {
     const now = this.opts.clock();
     try {
-      if ((await this.opts.store.head(leaseKey(this.opts.name, this.epoch + 1))) !== undefined) {
+      if (await this.records.exists(leaseKey(this.opts.name, this.epoch + 1))) {
         this.markLost('a newer lease (another server or stowage nbd unlock) superseded it');
         return;
       }
       const record: LeaseRecord = { nodeId: this.opts.nodeId, expiresMs: now + this.opts.ttlMs, state: 'held', takenMs: now };
-      await this.opts.store.put(leaseKey(this.opts.name, this.epoch), encodeRecord(record));
+      await this.records.put(leaseKey(this.opts.name, this.epoch), encodeRecord(record));
       // A taker may have read our old record as expired while this put was on its way.
-      if ((await this.opts.store.head(leaseKey(this.opts.name, this.epoch + 1))) !== undefined) {
+      if (await this.records.exists(leaseKey(this.opts.name, this.epoch + 1))) {
         this.markLost('a newer lease superseded it during renewal');
         return;
       }
@@ -185,9 +194,9 @@ export class VolumeLease {
     await this.renewing;
     if (this.lostReason !== undefined) return;
     try {
-      if ((await this.opts.store.head(leaseKey(this.opts.name, this.epoch + 1))) !== undefined) return;
+      if (await this.records.exists(leaseKey(this.opts.name, this.epoch + 1))) return;
       const now = this.opts.clock();
-      await this.opts.store.put(leaseKey(this.opts.name, this.epoch), encodeRecord({ nodeId: this.opts.nodeId, expiresMs: now, state: 'free', takenMs: now }));
+      await this.records.put(leaseKey(this.opts.name, this.epoch), encodeRecord({ nodeId: this.opts.nodeId, expiresMs: now, state: 'free', takenMs: now }));
     } catch (err) {
       this.opts.logger?.warn({ err, volume: this.opts.name }, 'nbd: could not release the lease; it will expire');
     }
@@ -220,13 +229,14 @@ export class VolumeLease {
 /**
  * Breaks a volume's lease by hand (stowage nbd unlock): creates epoch+1 marked broken, which
  * fences the old holder at its next check and frees the volume at once. Returns the new epoch,
- * or undefined when there was no live lease (nothing written).
+ * or undefined when there was no live lease (nothing written). `records` default to the store's.
  */
-export async function breakLease(store: ObjectStore, name: string, nowMs: number): Promise<{ epoch: number; was: LeaseRecord } | undefined> {
-  const latest = await readLatestLease(store, name);
+export async function breakLease(store: ObjectStore, name: string, nowMs: number, records?: VolumeRecords): Promise<{ epoch: number; was: LeaseRecord } | undefined> {
+  const source = recordsOf(store, records);
+  const latest = await readLatestLease(store, name, source);
   if (latest === undefined || latest.record.state !== 'held') return undefined;
   const epoch = latest.epoch + 1;
-  const r = await store.put(leaseKey(name, epoch), encodeRecord({ nodeId: 'unlock', expiresMs: nowMs, state: 'broken', takenMs: nowMs }), { ifAbsent: true });
-  if (!r.created) throw new ConflictError('VOLUME_LEASE_HELD', `the lease on volume ${name} changed while unlocking; run unlock again`);
+  const created = await source.create(leaseKey(name, epoch), encodeRecord({ nodeId: 'unlock', expiresMs: nowMs, state: 'broken', takenMs: nowMs }));
+  if (!created) throw new ConflictError('VOLUME_LEASE_HELD', `the lease on volume ${name} changed while unlocking; run unlock again`);
   return { epoch, was: latest.record };
 }

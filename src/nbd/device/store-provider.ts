@@ -9,6 +9,7 @@ import type { Logger } from '../../core/log.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import type { BlockDevice, DeviceHandle, DeviceProvider } from './block-device.js';
 import { DEFAULT_LEASE_TTL_MS, VolumeLease } from './lease.js';
+import type { VolumeRecords } from './lease-records.js';
 import { ReadOnlyVolumeView, StoreVolume } from './store-volume.js';
 import { checkVolumeName, listVolumeNames, readVolumeMeta } from './volume-layout.js';
 
@@ -27,6 +28,8 @@ export interface StoreDeviceProviderOptions {
   readonly uploadConcurrency?: number;
   /** Idle time before a dirty block uploads by itself (default 100 ms). */
   readonly writeBackDelayMs?: number;
+  /** Where lease records live (default: the store; etcd where the store lacks atomic create-only). */
+  readonly records?: VolumeRecords;
 }
 
 interface Slot {
@@ -100,6 +103,7 @@ export class StoreDeviceProvider implements DeviceProvider {
           clock: this.opts.clock ?? Date.now,
           ttlMs: this.opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
           ...(this.opts.logger === undefined ? {} : { logger: this.opts.logger }),
+          ...(this.opts.records === undefined ? {} : { records: this.opts.records }),
         });
         slot.volume.attachLease(lease);
       } catch (err) {

@@ -7,6 +7,7 @@
  */
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectStore } from '../../storage/object-store.js';
+import { recordsOf, type VolumeRecords } from './lease-records.js';
 
 /**
  * The meta format new volumes get; it is also their block format (block-codec.ts): 2 = checks
@@ -166,9 +167,17 @@ export interface CreateVolumeOptions {
   readonly format?: VolumeFormat;
   /** ms since the epoch (default Date.now()). */
   readonly nowMs?: number;
+  /** Where the name is claimed create-once (default: the meta object itself, create-only). */
+  readonly records?: VolumeRecords;
 }
 
-/** Creates a volume (create-only on its meta key); ConflictError if it exists. */
+/**
+ * Creates a volume; ConflictError if it exists. The name is claimed by a create-once record
+ * at the meta key: in the store that record is the meta object; in other records (etcd) the
+ * claim holds the meta bytes and the winner then writes them to the store. A claim whose
+ * store write never happened (a crash in between) is completed by the next creator, who finds
+ * the name taken: writing the claimed bytes is idempotent, so it can race the winner harmlessly.
+ */
 export async function createVolume(store: ObjectStore, name: string, opts: CreateVolumeOptions): Promise<VolumeMeta> {
   const meta: VolumeMeta = {
     format: opts.format ?? VOLUME_FORMAT,
@@ -177,9 +186,29 @@ export async function createVolume(store: ObjectStore, name: string, opts: Creat
     created: new Date(opts.nowMs ?? Date.now()).toISOString(),
     description: opts.description ?? '',
   };
-  const r = await store.put(metaKey(name), encodeMeta(meta), { ifAbsent: true });
-  if (!r.created) throw new ConflictError('VOLUME_EXISTS', `volume ${name} already exists`);
+  const records = recordsOf(store, opts.records);
+  const bytes = encodeMeta(meta);
+  // A volume made before its records moved out of the store has a meta object but no claim.
+  const exists = !records.inObjectStore && (await store.head(metaKey(name))) !== undefined;
+  if (exists || !(await records.create(metaKey(name), bytes))) {
+    if (!records.inObjectStore && !exists && (await store.head(metaKey(name))) === undefined) {
+      const claimed = await records.get(metaKey(name));
+      if (claimed !== undefined) await store.put(metaKey(name), claimed);
+    }
+    throw new ConflictError('VOLUME_EXISTS', `volume ${name} already exists`);
+  }
+  if (!records.inObjectStore) await store.put(metaKey(name), bytes);
   return meta;
+}
+
+/**
+ * Deletes a volume's lease records and, when they live outside the store, its name claim; for
+ * `nbd delete`, after the blocks and the meta object (so an interrupted delete still lists).
+ */
+export async function deleteVolumeRecords(store: ObjectStore, name: string, records?: VolumeRecords): Promise<void> {
+  const source = recordsOf(store, records);
+  for (const key of await source.list(leasePrefix(name))) await source.delete(key);
+  if (!source.inObjectStore) await source.delete(metaKey(name));
 }
 
 /** Rewrites a volume's meta (the caller holds the volume's lease). */

@@ -7,8 +7,9 @@ import { ConflictError, ValidationError } from '../../core/errors.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { decodeBlock } from './block-codec.js';
 import { DEFAULT_LEASE_TTL_MS, VolumeLease, leaseIsLive, readLatestLease } from './lease.js';
+import type { VolumeRecords } from './lease-records.js';
 import { StoreDeviceProvider } from './store-provider.js';
-import { blockIndexOf, blocksPrefix, checkVolumeSize, countBlocks, createVolume, leasePrefix, metaKey, readVolumeMeta, requireVolumeMeta, writeVolumeMeta, type VolumeMeta } from './volume-layout.js';
+import { blockIndexOf, blocksPrefix, checkVolumeSize, countBlocks, createVolume, deleteVolumeRecords, leasePrefix, metaKey, readVolumeMeta, requireVolumeMeta, writeVolumeMeta, type VolumeMeta } from './volume-layout.js';
 
 /** Progress callback: done and total units (blocks). */
 export type TransferProgress = (done: number, total: number) => void;
@@ -54,6 +55,8 @@ export interface UploadOptions {
   readonly blockSize?: number;
   readonly description?: string;
   readonly onProgress?: TransferProgress;
+  /** Where lease records live (default: the store). */
+  readonly records?: VolumeRecords;
 }
 
 /**
@@ -72,11 +75,12 @@ export async function uploadVolume(store: ObjectStore, file: string, name: strin
         size: Math.ceil(fileSize / 512) * 512,
         ...(opts.blockSize === undefined ? {} : { blockSize: opts.blockSize }),
         ...(opts.description === undefined ? {} : { description: opts.description }),
+        ...(opts.records === undefined ? {} : { records: opts.records }),
       });
     } else if (fileSize > meta.size) {
       throw new ValidationError('ARG_INVALID', `${file} (${fileSize} bytes) is larger than volume ${name} (${meta.size} bytes); resize it first`);
     }
-    const provider = new StoreDeviceProvider({ store, cacheMb: Math.max(64, (meta.blockSize * PARALLEL * 4) / 1048576), nodeId: opts.nodeId, writeBackDelayMs: 0 });
+    const provider = new StoreDeviceProvider({ store, cacheMb: Math.max(64, (meta.blockSize * PARALLEL * 4) / 1048576), nodeId: opts.nodeId, writeBackDelayMs: 0, ...(opts.records === undefined ? {} : { records: opts.records }) });
     const h = await provider.open(name, { readOnly: false });
     if (h === undefined) throw new ConflictError('VOLUME_NOT_FOUND', `volume ${name} disappeared during the upload`);
     const total = Math.ceil(fileSize / meta.blockSize);
@@ -104,8 +108,8 @@ export async function uploadVolume(store: ObjectStore, file: string, name: strin
 }
 
 /** Holds the volume's lease for the duration of `fn` (ConflictError while a server has it). */
-async function withLease<T>(store: ObjectStore, name: string, nodeId: string, fn: () => Promise<T>): Promise<T> {
-  const lease = await VolumeLease.acquire({ store, name, nodeId, clock: Date.now, ttlMs: DEFAULT_LEASE_TTL_MS });
+async function withLease<T>(store: ObjectStore, name: string, nodeId: string, records: VolumeRecords | undefined, fn: () => Promise<T>): Promise<T> {
+  const lease = await VolumeLease.acquire({ store, name, nodeId, clock: Date.now, ttlMs: DEFAULT_LEASE_TTL_MS, ...(records === undefined ? {} : { records }) });
   try {
     await lease.checkFence();
     return await fn();
@@ -115,21 +119,21 @@ async function withLease<T>(store: ObjectStore, name: string, nodeId: string, fn
 }
 
 /** Grows a volume (shrinking would cut data off a filesystem: refused). */
-export async function resizeVolume(store: ObjectStore, name: string, size: number, nodeId: string): Promise<VolumeMeta> {
+export async function resizeVolume(store: ObjectStore, name: string, size: number, nodeId: string, records?: VolumeRecords): Promise<VolumeMeta> {
   checkVolumeSize(size);
   const meta = await requireVolumeMeta(store, name);
   if (size < meta.size) throw new ValidationError('ARG_INVALID', `volume ${name} is ${meta.size} bytes; shrinking is not supported`);
-  return withLease(store, name, nodeId, async () => {
+  return withLease(store, name, nodeId, records, async () => {
     const next = { ...meta, size };
     await writeVolumeMeta(store, name, next);
     return next;
   });
 }
 
-/** Deletes a volume: blocks, then leases, then meta (so an interrupted delete still lists). */
-export async function deleteVolume(store: ObjectStore, name: string, nowMs: number): Promise<{ blocks: number }> {
+/** Deletes a volume: blocks, then leases, then meta, then records kept elsewhere (so an interrupted delete still lists). */
+export async function deleteVolume(store: ObjectStore, name: string, nowMs: number, records?: VolumeRecords): Promise<{ blocks: number }> {
   await requireVolumeMeta(store, name);
-  const latest = await readLatestLease(store, name);
+  const latest = await readLatestLease(store, name, records);
   if (latest !== undefined && leaseIsLive(latest.record, nowMs)) {
     throw new ConflictError('VOLUME_LEASE_HELD', `volume ${name} is in use by ${latest.record.nodeId}; stop that server or run: stowage nbd unlock ${name}`);
   }
@@ -141,5 +145,6 @@ export async function deleteVolume(store: ObjectStore, name: string, nowMs: numb
     if (prefix === blocksPrefix(name)) blocks = keys.length;
   }
   await store.delete(metaKey(name));
+  await deleteVolumeRecords(store, name, records);
   return { blocks };
 }
