@@ -73,7 +73,8 @@ export class TimedDaemon {
     const proc = spawn(
       GNU_TIME,
       ['-f', '%U %S %M', '-o', report, 'git', 'daemon', '--export-all', `--base-path=${basePath}`, '--enable=receive-pack',
-        '--reuseaddr', '--listen=127.0.0.1', `--port=${port}`, `--pid-file=${pidFile}`, basePath],
+        // No connection cap (the default 32 would refuse part of the concurrent-clients row).
+        '--reuseaddr', '--max-connections=0', '--listen=127.0.0.1', `--port=${port}`, `--pid-file=${pidFile}`, basePath],
       { env: gitEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';

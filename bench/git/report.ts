@@ -22,6 +22,8 @@ export interface ReportContext {
   readonly machine: string;
   readonly runs: number;
   readonly protocol: number;
+  /** The concurrent-clients row: its name and client count, for the throughput line. */
+  readonly concurrent?: { readonly name: string; readonly clients: number };
 }
 
 /** The median of non-empty values (mean of the middle two for an even count). */
@@ -66,6 +68,14 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
     out.push(
       `| ${r.name} | ${fixed(sw, 2)} | ${fixed(dw, 2)} | ${ratio(sw, dw)} | ${fixed(sc, 2)} | ${fixed(dc, 2)} | ${ratio(sc, dc)} | ${fixed(sr, 1)}${mark} | ${fixed(dr, 1)} | ${ratio(sr, dr)} |`,
     );
+  }
+  const conc = ctx.concurrent === undefined ? undefined : results.find((r) => r.name === ctx.concurrent!.name);
+  if (conc !== undefined && ctx.concurrent !== undefined) {
+    const n = ctx.concurrent.clients;
+    const s = n / median(conc.stowage.map((x) => x.wallSeconds));
+    const d = n / median(conc.daemon.map((x) => x.wallSeconds));
+    out.push('');
+    out.push(`Concurrent clients: throughput ${fixed(s, 1)} clients/s Stowage, ${fixed(d, 1)} clients/s git daemon (Stowage / git daemon = ${fixed(s / d, 2)}×).`);
   }
   out.push('');
   out.push('How it is measured (`npm run bench`, bench/git/):');

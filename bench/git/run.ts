@@ -1,15 +1,19 @@
 /**
  * Stowage against `git daemon`: wall time of a full clone, a mirror push into an empty
- * repository and a one-commit fetch (medians of a few runs), with each server's CPU seconds and
- * peak RSS, and the ratios Stowage / git daemon, printed as a markdown table for
- * docs/BENCHMARKS.md. A benchmark, not a test: it asserts nothing.
+ * repository, a one-commit fetch and a round of concurrent clients (each `ls-remote` then a
+ * one-commit fetch), medians of a few runs, with each server's CPU seconds and peak RSS, and the
+ * ratios Stowage / git daemon, printed as a markdown table for docs/BENCHMARKS.md. A
+ * benchmark, not a test: it asserts nothing.
  *
- *   npm run bench -- [--repo BARE_PATH | --generate N] [--runs N] [--protocol 0|2] [--timeout S] [--keep]
+ *   npm run bench -- [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N]
+ *                    [--protocol 0|2] [--timeout S] [--keep]
+ *
+ * --big generates the large history of big-history.ts (25,000 commits: about 330,000 objects).
  *
  * Everything listens on 127.0.0.1 only, every command has a time limit, and the whole run stops
  * itself after --timeout seconds (default 1800).
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeHistory } from '../../test/fixtures/make-history.js';
@@ -17,13 +21,16 @@ import { cli } from '../../test/helpers/cli.js';
 import { git, lines, type ClientProtocol } from '../../test/helpers/git.js';
 import { startServer, type StowageServer } from '../../test/helpers/server.js';
 import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
+import { makeBigHistory } from './big-history.js';
 import { TimedDaemon } from './daemon.js';
 import { cpuModel, cpuSeconds, peakRssBytes, resetPeakRss, waitChildless } from './proc-stats.js';
-import { formatReport, type Measured, type OperationResult } from './report.js';
+import { formatReport, median, type Measured, type OperationResult } from './report.js';
 
 interface Options {
   readonly repo?: string;
   readonly generate: number;
+  readonly big?: number;
+  readonly clients: number;
   readonly runs: number;
   readonly protocol: ClientProtocol;
   readonly timeoutS: number;
@@ -33,6 +40,8 @@ interface Options {
 function parseArgs(argv: readonly string[]): Options {
   let repo: string | undefined;
   let generate = 2000;
+  let big: number | undefined;
+  let clients = 50;
   let runs = 3;
   let protocol: ClientProtocol = 2;
   let timeoutS = 1800;
@@ -46,6 +55,8 @@ function parseArgs(argv: readonly string[]): Options {
     };
     if (arg === '--repo') repo = resolve(argv[++i] ?? '');
     else if (arg === '--generate') generate = int(2);
+    else if (arg === '--big') big = int(2);
+    else if (arg === '--clients') clients = int(1);
     else if (arg === '--runs') runs = int(1);
     else if (arg === '--timeout') timeoutS = int(10);
     else if (arg === '--keep') keep = true;
@@ -53,9 +64,9 @@ function parseArgs(argv: readonly string[]): Options {
       const v = int(0);
       if (v !== 0 && v !== 1 && v !== 2) throw new Error('--protocol is 0, 1 or 2');
       protocol = v;
-    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--repo BARE_PATH | --generate N] [--runs N] [--protocol 0|2] [--timeout S] [--keep]`);
+    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N] [--protocol 0|2] [--timeout S] [--keep]`);
   }
-  return { ...(repo === undefined ? {} : { repo }), generate, runs, protocol, timeoutS, keep };
+  return { ...(repo === undefined ? {} : { repo }), ...(big === undefined ? {} : { big }), generate, clients, runs, protocol, timeoutS, keep };
 }
 
 function progress(text: string): void {
@@ -104,7 +115,12 @@ async function main(opts: Options): Promise<void> {
   try {
     let source = opts.repo;
     let origin = source === undefined ? '' : `\`${source}\``;
-    if (source === undefined) {
+    if (source === undefined && opts.big !== undefined) {
+      source = join(work, 'source.git');
+      progress(`generating the big history: ${opts.big} commits`);
+      await makeBigHistory(source, { commits: opts.big });
+      origin = `generated (\`--big ${opts.big}\`)`;
+    } else if (source === undefined) {
       source = join(work, 'source.git');
       const branches = Math.min(200, Math.max(1, Math.floor(opts.generate / 10)));
       progress(`generating ${opts.generate} commits, ${branches} branches`);
@@ -145,6 +161,13 @@ async function main(opts: Options): Promise<void> {
         daemon.push(await measureDaemon(base, work, `${name.replace(/\W+/g, '-')}-${run}`, (url) => op((repo) => `${url}/${repo}`, 'daemon', run)));
       }
       results.push({ name, stowage, daemon });
+      // Each row as soon as it is measured, so a run stopped by its time limit still reports.
+      const med = (xs: readonly Measured[], k: 'wallSeconds' | 'cpuSeconds' | 'peakRssBytes'): number => median(xs.map((x) => x[k]));
+      progress(
+        `${name}: wall ${med(stowage, 'wallSeconds').toFixed(2)} s vs ${med(daemon, 'wallSeconds').toFixed(2)} s, ` +
+          `CPU ${med(stowage, 'cpuSeconds').toFixed(2)} s vs ${med(daemon, 'cpuSeconds').toFixed(2)} s, ` +
+          `RSS ${(med(stowage, 'peakRssBytes') / 1048576).toFixed(0)} MiB vs ${(med(daemon, 'peakRssBytes') / 1048576).toFixed(0)} MiB`,
+      );
     };
 
     await runBoth(
@@ -190,6 +213,43 @@ async function main(opts: Options): Promise<void> {
       },
     );
 
+    // Concurrent clients: each has its own small repository borrowing the fetcher's objects
+    // (alternates) and refs; per run a pusher adds one commit (not measured), then all clients
+    // run ls-remote and fetch it at once. Every command has a time limit.
+    const clients = opts.clients;
+    for (const side of ['stowage', 'daemon']) {
+      const baseRepo = join(work, `fetcher-${side}.git`);
+      await g(['--git-dir', baseRepo, 'pack-refs', '--all']);
+      for (let i = 0; i < clients; i++) {
+        const dir = join(work, `client-${side}-${i}.git`);
+        await g(['init', '--quiet', '--bare', dir]);
+        await writeFile(join(dir, 'objects', 'info', 'alternates'), `${join(baseRepo, 'objects')}\n`);
+        await copyFile(join(baseRepo, 'packed-refs'), join(dir, 'packed-refs'));
+      }
+    }
+    const concurrentName = `${clients} concurrent clients (ls-remote + one-commit fetch)`;
+    await runBoth(
+      concurrentName,
+      async (side, run) => {
+        const file = join(pusher, `bench-conc-${side}-${run}.txt`);
+        await writeFile(file, `one more commit for the clients ${side} ${run}\n`);
+        await git(['-C', pusher, 'add', '.']);
+        await git(['-C', pusher, 'commit', '--quiet', '-m', `bench clients ${side} ${run}`]);
+        const target = side === 'stowage' ? stowageUrl('bench') : join(base, 'bench.git');
+        await g(['-C', pusher, 'push', '--quiet', target, 'HEAD:refs/heads/master']);
+      },
+      async (url, side) => {
+        const limit = { protocolVersion: opts.protocol, timeoutMs: 300_000 };
+        await Promise.all(
+          Array.from({ length: clients }, async (_, i) => {
+            const dir = join(work, `client-${side}-${i}.git`);
+            await git(['--git-dir', dir, 'ls-remote', url('bench')], limit);
+            await git(['--git-dir', dir, 'fetch', '--quiet', url('bench'), '+refs/heads/*:refs/remotes/origin/*'], limit);
+          }),
+        );
+      },
+    );
+
     const gitVersion = (await git(['--version'])).stdout.trim();
     process.stdout.write(
       formatReport(results, {
@@ -197,6 +257,7 @@ async function main(opts: Options): Promise<void> {
         machine: `${cpuModel()}; ${gitVersion}; node ${process.version}`,
         runs: opts.runs,
         protocol: opts.protocol,
+        ...(clients > 0 ? { concurrent: { name: concurrentName, clients } } : {}),
       }),
     );
   } finally {

@@ -70,6 +70,8 @@ export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv
     blockCacheMb: config.cache.blockMb,
     indexCacheMb: config.cache.indexMb,
     objectCacheMb: config.cache.objectMb,
+    accelCacheMb: config.cache.accelMb,
+    cloneCacheMb: config.cache.cloneMb,
   });
   const host = StoredRepositoryHost.of(store, meta, caches, Date.now);
   return {

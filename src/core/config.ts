@@ -150,6 +150,10 @@ export const CONFIG_SCHEMA = z.strictObject({
     blockMb: count(0).default(256),
     indexMb: count(0).default(64),
     objectMb: count(0).default(64),
+    /** Decoded reachability accelerators (per-pack commit graph and tree children). */
+    accelMb: count(0).default(128),
+    /** Answers of full clones per repository state (one bit per object), for repeated clones. */
+    cloneMb: count(0).default(16),
   }).prefault({}),
   limits: z.strictObject({
     packSizeMax: bytes.default(DEFAULT_LIMITS.packSizeMax),
@@ -196,7 +200,7 @@ const LEAVES: Readonly<Record<SectionName, Readonly<Record<string, LeafKind>>>> 
   git: { enabled: 'boolean', listen: 'string', allowPush: 'boolean', maxConnections: 'integer' },
   http: { enabled: 'boolean', listen: 'string', maxConnections: 'integer' },
   nbd: { enabled: 'boolean', listen: 'string', maxConnections: 'integer', cacheMb: 'integer', tls: 'string', tlsCert: 'string', tlsKey: 'string', tlsCa: 'string' },
-  cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer' },
+  cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer', accelMb: 'integer', cloneMb: 'integer' },
   limits: { packSizeMax: 'bytes', packObjectsMax: 'integer', objectSizeMax: 'bytes', idleTimeoutMs: 'integer' },
   receive: { denyNonFastForwards: 'boolean' },
   log: { level: 'string', pretty: 'boolean' },

@@ -10,6 +10,7 @@ import type { GitObject } from '../git/object/object-type.js';
 import { decodeTag } from '../git/object/tag.js';
 import type { MetaStore, RepoRecord, RepoState, Transaction, TransactResult } from '../meta/meta-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { AccelGraph } from './accel/graph.js';
 import type { RepoCaches } from './cache/repo-caches.js';
 import { ingestPack } from './ingest/ingest.js';
 import { readCommitLinks } from './object-db/commit-links.js';
@@ -30,6 +31,7 @@ import type {
 } from './repository.js';
 import { enumerateObjects, TAG_CHAIN_MAX, type Enumeration, type TagRef } from './walk/enumerate.js';
 import { computeShallow } from './walk/shallow.js';
+import { enumCacheKey, fromMasks, toMasks } from './walk/enum-cache.js';
 
 /** What a StoredRepository is built from (cli/ passes the concrete backends and caches). */
 export interface StoredRepositoryDeps {
@@ -75,7 +77,13 @@ export class StoredRepository implements Repository {
   }
 
   async tryReadHeader(oid: ObjectId): Promise<ObjectHeader | undefined> {
-    return (await this.#objects()).tryReadHeader(oid);
+    const db = await this.#objects();
+    return (await db.graph()).header(oid) ?? db.tryReadHeader(oid);
+  }
+
+  /** The accelerators of the current packs (walks read commits and trees from them). */
+  async accelGraph(): Promise<AccelGraph> {
+    return (await this.#objects()).graph();
   }
 
   async commitLinks(oid: ObjectId): Promise<CommitLinks> {
@@ -83,7 +91,8 @@ export class StoredRepository implements Repository {
     const cache = this.#deps.caches.commits;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const links = await readCommitLinks(await this.#objects(), oid);
+    const db = await this.#objects();
+    const links = (await db.graph()).commitLinks(oid) ?? (await readCommitLinks(db, oid));
     cache.set(key, links);
     return links;
   }
@@ -117,7 +126,25 @@ export class StoredRepository implements Repository {
         if (name.startsWith('refs/tags/')) tags.push({ oid: value.oid as ObjectId, peeled: value.peeled as ObjectId | undefined });
       }
     }
+    // Clone-like requests of an unchanged repository are answered from the clone cache.
+    const db = await this.#objects();
+    const version = this.#db!.version;
+    const key = enumCacheKey(this.#commitKeyPrefix, version, req);
+    const graph = await db.graph(req.signal === undefined ? {} : { signal: req.signal });
+    const clones = this.#deps.caches.clones;
+    if (key !== undefined && graph.any) {
+      const masks = clones.get(key);
+      const hit = masks === undefined ? undefined : fromMasks(db, graph, masks);
+      if (hit !== undefined) {
+        req.onProgress?.('Counting objects', hit.objects.length, hit.objects.length);
+        return { objects: hit.objects, hints: hit as unknown as PackHints };
+      }
+    }
     const res = await enumerateObjects(this, req, tags);
+    if (key !== undefined && graph.any && this.#db?.version === version) {
+      const masks = toMasks(db, graph, res);
+      if (masks !== undefined) clones.set(key, masks);
+    }
     return { objects: res.objects, hints: res as unknown as PackHints };
   }
 
@@ -130,7 +157,15 @@ export class StoredRepository implements Repository {
     const objectsDb = (): Promise<ObjectDb> => this.#objects();
     const { hints, ...rest } = opts;
     const e = hints as unknown as Enumeration | undefined;
-    const full = e === undefined ? rest : { ...rest, edges: e.edges, hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName } };
+    const full =
+      e === undefined
+        ? rest
+        : {
+            ...rest,
+            edges: e.edges,
+            hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName },
+            ...(e.locations === undefined || e.graph === undefined ? {} : { locations: { graph: e.graph, at: e.locations } }),
+          };
     return (async function* stream() {
       yield* packObjects(await objectsDb(), objects, full);
     })();

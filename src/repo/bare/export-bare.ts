@@ -77,6 +77,7 @@ async function writeRepository(repo: Repository, path: string, opts: ExportOptio
       const indexed = await indexPack(repo.packObjects(list, { thin: false, ofsDelta: true, ...(hints === undefined ? {} : { hints }), ...signalOpt, ...progress }), spool, {
         ...signalOpt,
         ...progress,
+        accelerator: false,
       });
       await spool.close({ sync: true });
       if (indexed.objectCount !== list.length || indexed.checksum === undefined || indexed.idx === undefined) {

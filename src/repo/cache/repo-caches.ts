@@ -6,6 +6,8 @@
  */
 import type { GitObject } from '../../git/object/object-type.js';
 import type { PackIndex } from '../../git/pack/idx.js';
+import type { AccelFile } from '../accel/format.js';
+import { reachMasksBytes, type ReachMasks } from '../walk/enum-cache.js';
 import type { CommitLinks } from '../repository.js';
 import { BlockCache } from './block-cache.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
@@ -20,6 +22,10 @@ export interface RepoCacheSizes {
   readonly objectCacheMb: number;
   /** Commit links for walks; defaults to a quarter of objectCacheMb (at least 8). */
   readonly commitCacheMb?: number;
+  /** Decoded reachability accelerators (whole files); default 128. */
+  readonly accelCacheMb?: number;
+  /** Answers of clone-like enumerations, a bit per object (walk/enum-cache.ts); default 16. */
+  readonly cloneCacheMb?: number;
   /** Block size of the block cache in bytes; defaults to each store's hint. */
   readonly blockSize?: number;
 }
@@ -33,6 +39,10 @@ export interface RepoCaches {
   readonly indexes: ByteLru<string, PackIndex>;
   readonly objects: ByteLru<ObjectCacheKey, GitObject>;
   readonly commits: ByteLru<string, CommitLinks>;
+  /** Accelerator per pack key; `file` undefined when the pack has none (or an unusable one). */
+  readonly accels: ByteLru<string, { readonly file: AccelFile | undefined }>;
+  /** Clone answers by repository state and request (walk/enum-cache.ts). */
+  readonly clones: ByteLru<string, ReachMasks>;
   /** Object type codes by index position, learnt from delta chains (1 byte per object, lives with the index). */
   readonly packTypes: WeakMap<PackIndex, Uint8Array>;
   /** A small number for a pack's cache key (store tag + pack key), stable for the process. */
@@ -40,6 +50,10 @@ export interface RepoCaches {
 }
 
 const MB = 1024 * 1024;
+/** Default size of the accelerator cache, MiB (git.git's whole accelerator is well under it). */
+export const DEFAULT_ACCEL_CACHE_MB = 128;
+/** Default size of the clone answer cache, MiB (git.git's answer is about 100 KiB). */
+export const DEFAULT_CLONE_CACHE_MB = 16;
 /** Objects larger than this are never cached whole (they would evict many small trees). */
 const OBJECT_CACHE_ENTRY_MAX = 4 * MB;
 
@@ -81,6 +95,15 @@ export function createRepoCaches(sizes: RepoCacheSizes): RepoCaches {
       maxBytes: mb(sizes.commitCacheMb ?? Math.max(8, sizes.objectCacheMb / 4), 'commit cache'),
       sizeOf: commitLinksBytes,
     }),
+    accels: new ByteLru<string, { readonly file: AccelFile | undefined }>({
+      maxBytes: mb(sizes.accelCacheMb ?? DEFAULT_ACCEL_CACHE_MB, 'accelerator cache'),
+      sizeOf: (v) => 200 + (v.file?.byteLength ?? 0),
+      maxEntryBytes: mb(sizes.accelCacheMb ?? DEFAULT_ACCEL_CACHE_MB, 'accelerator cache'),
+    }),
+    clones: new ByteLru<string, ReachMasks>({
+      maxBytes: mb(sizes.cloneCacheMb ?? DEFAULT_CLONE_CACHE_MB, 'clone cache'),
+      sizeOf: reachMasksBytes,
+    }),
     packTypes: new WeakMap(),
     packId: (cacheKey) => {
       let id = packIds.get(cacheKey);
@@ -94,8 +117,9 @@ export function createRepoCaches(sizes: RepoCacheSizes): RepoCaches {
 }
 
 /** Counters of every cache, for /metrics. */
-export function repoCacheStats(caches: RepoCaches): Record<'blocks' | 'indexes' | 'objects' | 'commits', CacheStats> {
+export function repoCacheStats(caches: RepoCaches): Record<'blocks' | 'indexes' | 'objects' | 'commits' | 'accels', CacheStats> {
   return {
+    accels: caches.accels.stats(),
     blocks: caches.blocks.stats(),
     indexes: caches.indexes.stats(),
     objects: caches.objects.stats(),

@@ -34,6 +34,7 @@ export interface SharedColumns {
   readonly kind: Uint8Array;
   readonly type: Uint8Array;
   readonly size: Float64Array;
+  readonly objectSize: Float64Array;
   readonly baseIndex: Int32Array;
   readonly duplicate: Uint8Array;
   /** Raw ids (20 bytes per entry), written by whoever resolves the entry. */
@@ -58,6 +59,8 @@ export class EntryTable {
   type: Uint8Array;
   /** Inflated size of the entry's data (object or delta). */
   size: Float64Array;
+  /** Inflated size of the object (resolved deltas included), filled by whoever resolves it. */
+  objectSize: Float64Array;
   /** ofs-delta: entry number of the base; -1 otherwise. */
   baseIndex: Int32Array;
   /** 1 if this entry's id duplicates an earlier entry's. */
@@ -75,6 +78,7 @@ export class EntryTable {
     this.kind = new Uint8Array(shared(n));
     this.type = new Uint8Array(shared(n));
     this.size = new Float64Array(shared(n * 8));
+    this.objectSize = new Float64Array(shared(n * 8));
     this.baseIndex = new Int32Array(shared(n * 4)).fill(-1);
     this.duplicate = new Uint8Array(shared(n));
     this.oidBytes = new Uint8Array(shared(n * 20));
@@ -91,6 +95,7 @@ export class EntryTable {
     t.kind = c.kind;
     t.type = c.type;
     t.size = c.size;
+    t.objectSize = c.objectSize;
     t.baseIndex = c.baseIndex;
     t.duplicate = c.duplicate;
     t.oidBytes = c.oidBytes;
@@ -109,6 +114,7 @@ export class EntryTable {
       kind: this.kind,
       type: this.type,
       size: this.size,
+      objectSize: this.objectSize,
       baseIndex: this.baseIndex,
       duplicate: this.duplicate,
       oidBytes: this.oidBytes,
@@ -125,6 +131,7 @@ export class EntryTable {
     this.crc32[i] = crc32;
     this.kind[i] = kind;
     this.size[i] = size;
+    this.objectSize[i] = kind < CODE_OFS_DELTA ? size : 0;
     this.oids.push(undefined);
     return i;
   }
@@ -158,6 +165,7 @@ export class EntryTable {
     this.kind = grow(this.kind, new Uint8Array(shared(n)));
     this.type = grow(this.type, new Uint8Array(shared(n)));
     this.size = grow(this.size, new Float64Array(shared(n * 8)));
+    this.objectSize = grow(this.objectSize, new Float64Array(shared(n * 8)));
     this.baseIndex = grow(this.baseIndex, new Int32Array(shared(n * 4)).fill(-1));
     this.duplicate = grow(this.duplicate, new Uint8Array(shared(n)));
     this.oidBytes = grow(this.oidBytes, new Uint8Array(shared(n * 20)));

@@ -16,6 +16,7 @@ import { encodeIdx, type IdxEntry } from '../../git/pack/idx.js';
 import { deflate } from '../../git/pack/inflate.js';
 import { PackScanner, encodePackHeader, type ScannedEntry } from '../../git/pack/scanner.js';
 import type { ProgressFn } from '../repository.js';
+import { AccelCollector, finishAccel } from '../accel/collector.js';
 import { CODE_OFS_DELTA, EntryTable, typeCode, typeName } from './entry-table.js';
 import { SpoolPackReader } from './pack-reader.js';
 import { ProgressThrottle } from './progress.js';
@@ -63,6 +64,8 @@ export interface IndexPackOptions {
   readonly threads?: number;
   /** Fewest ofs-deltas for which worker threads are used (default 20,000; for tests and tuning). */
   readonly workerMinDeltas?: number;
+  /** Build the pack's reachability accelerator (IndexedPack.accel); default true. */
+  readonly accelerator?: boolean;
 }
 
 /** A pack spooled, resolved and indexed. */
@@ -79,6 +82,8 @@ export interface IndexedPack {
   readonly thinBases: number;
   /** Entries whose id an earlier entry already had (kept in pack and idx, as git does without --strict). */
   readonly duplicates: number;
+  /** The reachability accelerator of the completed pack (accel/format.ts), unless disabled or empty. */
+  readonly accel: Uint8Array | undefined;
   readonly table: EntryTable;
   /** Object id -> first entry holding it. */
   readonly byOid: ReadonlyMap<ObjectId, number>;
@@ -102,6 +107,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
   const deltaMemory = opts.deltaMemory ?? DEFAULT_DELTA_MEMORY;
   let deltaBytes = 0;
   let duplicates = 0;
+  const accel = opts.accelerator === false ? undefined : new AccelCollector();
   const receiving = new ProgressThrottle(opts.onProgress, 'Receiving objects', undefined);
 
   const record = (t: EntryTable, i: number, oid: ObjectId, data: Uint8Array): void => {
@@ -128,6 +134,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     if (kind < CODE_OFS_DELTA) {
       t.type[i] = kind;
       record(t, i, hashObject(h.type, e.data), e.data);
+      accel?.add(i, kind, e.data);
       return;
     }
     if (h.baseOffset !== undefined) {
@@ -173,7 +180,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     throw err;
   }
   const empty = (t: EntryTable): IndexedPack => ({
-    objectCount: 0, checksum: undefined, packSize: 0, idx: undefined, thinBases: 0, duplicates: 0, table: t, byOid,
+    objectCount: 0, checksum: undefined, packSize: 0, idx: undefined, thinBases: 0, duplicates: 0, accel: undefined, table: t, byOid,
     reader: new SpoolPackReader(spool, t, refBase, byOid),
   });
   if (received === 0) return empty(new EntryTable(0));
@@ -198,7 +205,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     const { childStart, childList } = ofsChildrenCsr(t);
     deltas.clear();
     resolvedElsewhere = await resolveInWorkers({
-      table: t, childStart, childList, roots, spoolPath: spool.path, verifier: opts.verifier, threads, cacheLimit, signal,
+      table: t, childStart, childList, roots, spoolPath: spool.path, verifier: opts.verifier, accel, threads, cacheLimit, signal,
       onProgress: (n) => resolving.tick(n),
     });
     for (const r of roots) ofsChildren.delete(r);
@@ -230,7 +237,10 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
   };
   const resolver = new DeltaResolver({
     table: t, reader, takeChildren, deltas,
-    onResolved: (i, oid, data) => record(t, i, oid, data),
+    onResolved: (i, oid, data, base, baseData) => {
+      record(t, i, oid, data);
+      accel?.add(i, t.type[i]!, data, base, baseData);
+    },
     cacheLimit,
     signal,
     onProgress: (n) => resolving.tick(resolvedElsewhere + n),
@@ -265,6 +275,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
       t.type[j] = typeCode(obj.type);
       t.oids[j] = baseId;
       byOid.set(baseId, j);
+      accel?.add(j, t.type[j]!, obj.data);
       await spool.append(bytes);
       await spool.flush();
       reader.invalidate();
@@ -294,8 +305,22 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     checksum = digest.toString('hex') as ObjectId;
     reader.invalidate();
   }
-  const idx = encodeIdx(sortedIdxEntries(t), checksum);
-  return { objectCount: t.count, checksum, packSize: end, idx, thinBases, duplicates, table: t, byOid, reader };
+  const { entries, positionOf } = sortedIdxEntries(t);
+  const idx = encodeIdx(entries, checksum);
+  let accelBytes: Uint8Array | undefined;
+  if (accel !== undefined) {
+    accelBytes = finishAccel(accel, {
+      packChecksum: checksum,
+      idx,
+      entries: t.count,
+      positionOf,
+      typeOf: (i) => t.type[i]!,
+      sizeOf: (i) => t.objectSize[i]!,
+      selfContained: true,
+    });
+    accel.clear();
+  }
+  return { objectCount: t.count, checksum, packSize: end, idx, thinBases, duplicates, accel: accelBytes, table: t, byOid, reader };
 }
 
 function pushChild<K>(map: Map<K, number[]>, key: K, child: number): void {
@@ -308,7 +333,7 @@ function pushChild<K>(map: Map<K, number[]>, key: K, child: number): void {
  * The idx entries in id order. Sorting on a numeric key (the first 32 bits) first is much
  * faster than comparing strings throughout; encodeIdx's own sort then sees sorted input.
  */
-function sortedIdxEntries(t: EntryTable): IdxEntry[] {
+function sortedIdxEntries(t: EntryTable): { entries: IdxEntry[]; positionOf: Int32Array } {
   const n = t.count;
   const key = new Uint32Array(n);
   for (let i = 0; i < n; i++) key[i] = parseInt(t.oids[i]!.slice(0, 8), 16);
@@ -322,11 +347,13 @@ function sortedIdxEntries(t: EntryTable): IdxEntry[] {
     return x < y ? -1 : x > y ? 1 : t.offset[a]! - t.offset[b]!;
   });
   const out = new Array<IdxEntry>(n);
+  const positionOf = new Int32Array(n);
   for (let k = 0; k < n; k++) {
     const i = order[k]!;
     out[k] = { oid: t.oids[i]!, offset: t.offset[i]!, crc32: t.crc32[i]! };
+    positionOf[i] = k;
   }
-  return out;
+  return { entries: out, positionOf };
 }
 
 function ofsCount(t: EntryTable): number {

@@ -14,7 +14,8 @@ import type { GitObject, ObjectType } from '../../git/object/object-type.js';
 import { decodeTag } from '../../git/object/tag.js';
 import type { PackRecord } from '../../meta/meta-store.js';
 import type { ObjectStore } from '../../storage/object-store.js';
-import { idxKey, packKey } from '../keys.js';
+import { ACCEL_KIND } from '../accel/format.js';
+import { acceleratorKey, idxKey, packKey } from '../keys.js';
 import type { ReceivedPack, ReceivePackOptions } from '../repository.js';
 import { typeName } from './entry-table.js';
 import { indexPack, type IndexedPack } from './index-pack.js';
@@ -146,6 +147,10 @@ class IngestedPack implements ReceivedPack {
     // existing pack is harmless, and stores without atomic create-only writes (s3api) work too.
     await store.put(packKey(repoId, name), this.spool.stream(0, packSize, opts.signal), signalOpt);
     await store.put(idxKey(repoId, name), idx, signalOpt);
+    // Then the accelerator, still before the pack is published: readers of a published pack
+    // find it (or, for packs from before accelerators, inflate instead).
+    const accel = this.indexed.accel;
+    if (accel !== undefined) await store.put(acceleratorKey(repoId, name, ACCEL_KIND), accel, signalOpt);
     this.#stored = { name, size: packSize, objects: objectCount, createdMs: this.deps.clock(), source: 'receive' };
     return this.#stored;
   }

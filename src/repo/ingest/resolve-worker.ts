@@ -8,6 +8,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { StowageError } from '../../core/errors.js';
 import type { FsckConfig } from '../../git/fsck/config.js';
+import { AccelCollector, type CollectorState } from '../accel/collector.js';
 import { EntryTable, typeName, type SharedColumns } from './entry-table.js';
 import { SpoolPackReader, type PackBytes } from './pack-reader.js';
 import { DeltaResolver } from './resolve.js';
@@ -22,6 +23,8 @@ export interface ResolveWorkerData {
   readonly spoolPath: string;
   /** fsck severities, or undefined to check nothing (export). */
   readonly fsck: FsckConfig | undefined;
+  /** Collect accelerator records (sent back with each reply). */
+  readonly accel: boolean;
   readonly cacheLimit: number;
 }
 
@@ -32,7 +35,7 @@ export interface ResolveTask {
 
 /** The answer to one task. */
 export type ResolveReply =
-  | { readonly kind: 'done'; readonly resolved: number; readonly state: VerifierState | undefined }
+  | { readonly kind: 'done'; readonly resolved: number; readonly state: VerifierState | undefined; readonly accel: CollectorState | undefined }
   | { readonly kind: 'error'; readonly name: string; readonly code: string | undefined; readonly message: string };
 
 function fileBytes(path: string): { bytes: PackBytes; close: () => void } {
@@ -63,6 +66,7 @@ function run(data: ResolveWorkerData): void {
   port.on('message', (task: ResolveTask) => {
     void (async () => {
       const verifier = data.fsck === undefined ? undefined : new PackVerifier(data.fsck);
+      const accel = data.accel ? new AccelCollector() : undefined;
       const resolver = new DeltaResolver({
         table,
         reader,
@@ -71,16 +75,17 @@ function run(data: ResolveWorkerData): void {
           const to = childStart[i + 1]!;
           return from === to ? undefined : childList.subarray(from, to);
         },
-        onResolved: (i, oid, bytes) => {
+        onResolved: (i, oid, bytes, base, baseData) => {
           Buffer.from(table.oidBytes.buffer, table.oidBytes.byteOffset + i * 20, 20).write(oid, 'hex');
           table.oids[i] = oid;
           verifier?.check(oid, typeName(table.type[i]!), bytes);
+          accel?.add(i, table.type[i]!, bytes, base, baseData);
         },
         cacheLimit: data.cacheLimit,
       });
       try {
         for (const root of task.roots) await resolver.resolveFrom(root);
-        const reply: ResolveReply = { kind: 'done', resolved: resolver.resolved, state: verifier?.exportState() };
+        const reply: ResolveReply = { kind: 'done', resolved: resolver.resolved, state: verifier?.exportState(), accel: accel?.exportState() };
         port.postMessage(reply);
       } catch (err) {
         const reply: ResolveReply = {

@@ -24,8 +24,11 @@ export interface ResolveContext {
   takeChildren(i: number): ArrayLike<number> | undefined;
   /** Inflated delta data kept from the scan (the rest is re-read from the spool). */
   readonly deltas?: Map<number, Uint8Array>;
-  /** Records a resolved entry (id, duplicates, checks). May throw to reject the pack. */
-  onResolved(i: number, oid: ObjectId, data: Uint8Array): void;
+  /**
+   * Records a resolved entry (id, duplicates, checks; `base` is the entry it was applied to,
+   * `baseData` that entry's content). May throw to reject the pack.
+   */
+  onResolved(i: number, oid: ObjectId, data: Uint8Array, base: number, baseData: Uint8Array): void;
   /** Bytes of bases kept on the stack before the oldest are dropped. */
   readonly cacheLimit: number;
   readonly signal?: AbortSignal | undefined;
@@ -77,8 +80,9 @@ export class DeltaResolver {
       else deltas!.delete(c);
       const data = applyAt(base, delta, table.offset[c]!);
       table.type[c] = table.type[top.index]!;
+      table.objectSize[c] = data.length;
       const oid = hashObject(typeName(table.type[c]!), data);
-      this.ctx.onResolved(c, oid, data);
+      this.ctx.onResolved(c, oid, data, top.index, base);
       this.resolved++;
       const grand = this.ctx.takeChildren(c);
       if (grand !== undefined) {

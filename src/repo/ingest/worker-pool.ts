@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from '../../core/errors.js';
 import { ERROR_CODES, type ErrorCode } from '../../core/error-codes.js';
+import type { AccelCollector } from '../accel/collector.js';
 import type { EntryTable } from './entry-table.js';
 import type { ResolveReply, ResolveTask, ResolveWorkerData } from './resolve-worker.js';
 import type { PackVerifier } from './verify.js';
@@ -33,6 +34,8 @@ export interface PoolJob {
   readonly roots: readonly number[];
   readonly spoolPath: string;
   readonly verifier: PackVerifier | undefined;
+  /** Collects accelerator records; the threads send theirs back with each batch. */
+  readonly accel: AccelCollector | undefined;
   readonly threads: number;
   /** Base cache budget shared by the threads. */
   readonly cacheLimit: number;
@@ -106,6 +109,7 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
     childList: job.childList,
     spoolPath: job.spoolPath,
     fsck: job.verifier?.config,
+    accel: job.accel !== undefined,
     cacheLimit: Math.max(1, Math.floor(job.cacheLimit / job.threads)),
   };
   const url = new URL('./resolve-worker.js', import.meta.url);
@@ -151,6 +155,7 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
           resolved += reply.resolved;
           try {
             if (reply.state !== undefined) job.verifier?.merge(reply.state);
+            if (reply.accel !== undefined) job.accel?.merge(reply.accel);
           } catch (err) {
             fail(err);
             return;

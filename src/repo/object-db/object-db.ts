@@ -22,6 +22,8 @@ import {
   readStoredHeader,
 } from './entry-read.js';
 import { openPacks, type PackHandle, type PackLocation } from './pack-handle.js';
+import { loadAccelerator } from './accel-load.js';
+import { AccelGraph } from '../accel/graph.js';
 
 /** Where an object is stored. */
 export interface ObjectLocation {
@@ -66,6 +68,7 @@ function isDelta(h: EntryHeader): boolean {
 export class ObjectDb {
   readonly packs: readonly PackHandle[];
   readonly #loc: PackLocation;
+  #graph: Promise<AccelGraph> | undefined;
 
   private constructor(loc: PackLocation, packs: readonly PackHandle[]) {
     this.#loc = loc;
@@ -75,6 +78,24 @@ export class ObjectDb {
   /** Opens the packs of a state (newest first, as RepoState.packs lists them). */
   static async open(loc: PackLocation, packs: readonly PackRecord[], opts: ReadOptions = {}): Promise<ObjectDb> {
     return new ObjectDb(loc, await openPacks(loc, packs, opts.signal));
+  }
+
+  /**
+   * The packs' reachability accelerators as one graph (loaded once per db through the shared
+   * cache; packs without a usable accelerator are read the slow way by the graph's users).
+   */
+  graph(opts: ReadOptions = {}): Promise<AccelGraph> {
+    if (this.#graph === undefined) {
+      const p = (async () => {
+        const files = await Promise.all(this.packs.map((pack) => loadAccelerator(this.#loc, pack, opts.signal)));
+        return new AccelGraph(this.packs.map((pack) => pack.index), files);
+      })();
+      this.#graph = p;
+      p.catch(() => {
+        if (this.#graph === p) this.#graph = undefined;
+      });
+    }
+    return this.#graph;
   }
 
   /** The newest pack holding `oid` and the entry's offset, or undefined. */

@@ -44,12 +44,12 @@ export class DeltaSearch {
   readonly #last = new Map<number, ObjectId>();
   readonly #depth = new Map<ObjectId, number>();
 
-  /** `thin`: client objects may be bases. */
-  constructor(objects: readonly ObjectId[], hints: DeltaHints, thin: boolean) {
+  /** `thin`: client objects may be bases; `only`: the objects that may be searched for (default all). */
+  constructor(objects: readonly ObjectId[], hints: DeltaHints, thin: boolean, only?: ReadonlySet<ObjectId>) {
     const n = Math.min(objects.length, hints.nameHashes.length);
     for (let i = 0; i < n; i++) {
       const h = hints.nameHashes[i]!;
-      if (h !== 0) this.#hashOf.set(objects[i]!, h);
+      if (h !== 0 && (only === undefined || only.has(objects[i]!))) this.#hashOf.set(objects[i]!, h);
     }
     this.#edges = thin ? hints.edgeByName : undefined;
   }

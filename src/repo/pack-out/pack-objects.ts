@@ -6,19 +6,23 @@
  * output when ofs-delta was negotiated, otherwise they become ref-deltas. Anything else is
  * inflated and written whole, or as a new delta when the delta search (delta-search.ts) finds
  * a good base. Stored entries are checked against the idx CRC32 before reuse.
- * When the objects are exactly one stored pack's, that pack file is sent as it is.
+ * When the objects are exactly one stored pack's, that pack file is sent as it is; otherwise
+ * every stored pack all of whose objects are wanted (and whose accelerator says its delta
+ * bases are all inside it) is sent as one verbatim run of entries before the rest.
  */
 import { NotFoundError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { ObjectType } from '../../git/object/object-type.js';
 import { deflate } from '../../git/pack/inflate.js';
-import { PackWriter } from '../../git/pack/writer.js';
 import type { ObjectDb, RawEntry } from '../object-db/object-db.js';
 import type { PackHandle } from '../object-db/pack-handle.js';
 import type { PackObjectsOptions } from '../repository.js';
 import type { OidSet } from '../walk/oid-set.js';
 import { Chunker, DEFAULT_CHUNK_SIZE } from './chunker.js';
 import { DeltaSearch, type DeltaHints } from './delta-search.js';
+import type { AccelGraph } from '../accel/graph.js';
+import { OutWriter } from './out-writer.js';
+import { planPackOrder, streamPackOrder } from './pack-order.js';
 
 /** Raw entries read ahead of the writer (concurrent reads hide store latency). */
 const READ_AHEAD = 64;
@@ -35,6 +39,8 @@ export interface PackOutOptions extends Omit<PackObjectsOptions, 'hints'> {
   readonly edges?: OidSet;
   /** Paths of the objects and the client's, for a delta search of objects sent whole. */
   readonly hints?: DeltaHints;
+  /** Where the enumeration found each object (used when `graph` is this db's graph). */
+  readonly locations?: { readonly graph: AccelGraph; readonly at: readonly number[] };
 }
 
 /** Counters of one packObjects run, for tests and logs. */
@@ -49,11 +55,13 @@ export interface PackOutStats {
   inflated: number;
   /** The objects were one stored pack, sent as it is. */
   wholePack: boolean;
+  /** Objects sent inside verbatim runs of whole stored packs. */
+  reusedPacked: number;
 }
 
 /** Fresh counters. */
 export function newPackOutStats(): PackOutStats {
-  return { reusedWhole: 0, reusedDelta: 0, deltified: 0, inflated: 0, wholePack: false };
+  return { reusedWhole: 0, reusedDelta: 0, deltified: 0, inflated: 0, wholePack: false, reusedPacked: 0 };
 }
 
 function isDeltaEntry(raw: RawEntry): boolean {
@@ -82,13 +90,18 @@ export async function* packObjects(
 ): AsyncGenerator<Uint8Array> {
   const signal = opts.signal;
   const readOpts = signal === undefined ? { verifyCrc: true } : { verifyCrc: true, signal };
-  const list = [...new Set(objects)];
-  const total = list.length;
+  const reuse = opts.ofsDelta && opts.reuseWholePack !== false && objects.length > 0;
+  const plan = reuse ? await planPackOrder(db, objects, signal, opts.locations) : undefined;
+  const list = plan === undefined ? [...new Set(objects)] : plan.rest;
+  const packed = plan === undefined ? 0 : plan.packed;
+  const total = list.length + packed;
   const progress = opts.onProgress;
   const step = Math.max(PROGRESS_STEP_MIN, Math.floor(total / 100));
 
-  if (opts.ofsDelta && opts.reuseWholePack !== false && total > 0) {
-    const pack = exactPack(db, list);
+  const planExact = plan !== undefined && plan.packs.length === 1 && plan.rest.length === 0 && plan.packed === plan.packs[0]!.pack.index.count;
+  if (reuse && (plan === undefined || planExact)) {
+    // The plan counted distinct objects per pack already: a whole pack needs no second check.
+    const pack = planExact ? plan.packs[0]!.pack : exactPack(db, list);
     if (pack !== undefined) {
       stats.wholePack = true;
       progress?.('Writing objects', 0, total);
@@ -98,12 +111,36 @@ export async function* packObjects(
     }
   }
 
-  const inPack = new Set(list);
+  const inList = new Set(list);
+  /** Output offset of a whole-pack object, or undefined. */
+  const packedAt = (oid: ObjectId): number | undefined => {
+    if (plan === undefined) return undefined;
+    const loc = db.locate(oid);
+    const o = loc === undefined ? undefined : plan.byHandle.get(loc.pack);
+    if (o === undefined) return undefined;
+    const at = o.outOffset[loc!.position]!;
+    return at >= 0 ? at : undefined;
+  };
+  const inPack = {
+    has: (oid: ObjectId): boolean => {
+      if (inList.has(oid)) return true;
+      const loc = plan === undefined ? undefined : db.locate(oid);
+      return loc !== undefined && plan!.byHandle.get(loc.pack)?.wanted[loc.position] === 1;
+    },
+  };
   const clientHas = opts.thin ? new Set(opts.haves ?? []) : new Set<ObjectId>();
-  const written = new Map<ObjectId, number>();
+  const writtenList = new Map<ObjectId, number>();
+  const written = {
+    get: (oid: ObjectId): number | undefined => writtenList.get(oid) ?? packedAt(oid),
+    has: (oid: ObjectId): boolean => writtenList.has(oid) || packedAt(oid) !== undefined,
+    set: (oid: ObjectId, at: number): void => void writtenList.set(oid, at),
+    get size(): number {
+      return writtenList.size + stats.reusedPacked;
+    },
+  };
   const waiting = new Set<ObjectId>();
   const ahead = new Map<ObjectId, Promise<RawEntry | undefined>>();
-  const writer = new PackWriter(total);
+  const writer = new OutWriter(total);
   const out = new Chunker(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   let next = 0;
 
@@ -116,7 +153,7 @@ export async function* packObjects(
     return db.tryReadRawEntry(oid, readOpts);
   };
   const fillAhead = (from: number): void => {
-    for (let i = Math.max(next, from); i < total && ahead.size < READ_AHEAD; i++) {
+    for (let i = Math.max(next, from); i < list.length && ahead.size < READ_AHEAD; i++) {
       next = i + 1;
       const oid = list[i]!;
       if (written.has(oid) || ahead.has(oid)) continue;
@@ -126,7 +163,7 @@ export async function* packObjects(
     }
   };
 
-  const search = opts.hints === undefined ? undefined : new DeltaSearch(objects, opts.hints, opts.thin);
+  const search = opts.hints === undefined || list.length === 0 ? undefined : new DeltaSearch(objects, opts.hints, opts.thin, plan === undefined ? undefined : inList);
   const typeOf = new Map<ObjectId, ObjectType>();
   const readOpt = signal === undefined ? {} : { signal };
 
@@ -195,8 +232,20 @@ export async function* packObjects(
 
   out.push(writer.header());
   progress?.('Writing objects', 0, total);
+  if (plan !== undefined) {
+    const first = out.take();
+    if (first !== undefined) yield first;
+    const order = { verbatim: 0, rewritten: 0, whole: 0 };
+    for (const o of plan.packs) {
+      yield* streamPackOrder(db, o, writer, order, signal);
+      stats.reusedPacked += o.count;
+      progress?.('Writing objects', stats.reusedPacked, total);
+    }
+    stats.reusedDelta += order.rewritten;
+    stats.inflated += order.whole;
+  }
   const pendingRaw = new Map<ObjectId, RawEntry>();
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < list.length; i++) {
     signal?.throwIfAborted();
     fillAhead(i + 1);
     const first = list[i]!;

@@ -8,7 +8,8 @@
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
 import { decodeTag } from '../../git/object/tag.js';
-import type { EnumerateRequest } from '../repository.js';
+import type { AccelGraph } from '../accel/graph.js';
+import type { EnumerateRequest, ObjectHeader } from '../repository.js';
 import { revWalk } from './rev-walk.js';
 import type { WalkSource } from './source.js';
 import { OidSet } from './oid-set.js';
@@ -34,6 +35,9 @@ export interface Enumeration {
   readonly nameHashes: number[];
   /** Edge trees and blobs by `pathHash * 2 + kind` (0 tree, 1 blob): thin-pack delta base candidates. */
   readonly edgeByName: Map<number, ObjectId>;
+  /** Parallel to `objects` where known (see PathHashes.locations), in the packs of `graph`. */
+  readonly locations?: number[];
+  readonly graph?: AccelGraph;
 }
 
 /** Reads a tag and returns what it points at. */
@@ -52,7 +56,9 @@ export async function enumerateObjects(
 ): Promise<Enumeration> {
   const signal = req.signal;
   signal?.throwIfAborted();
-  const reader = new TreeReader(src, signal);
+  const graph = await src.accelGraph?.();
+  const reader = new TreeReader(src, signal, graph);
+  const header = async (oid: ObjectId): Promise<ObjectHeader | undefined> => graph?.header(oid) ?? src.tryReadHeader(oid);
   const unint = new OidSet();
   const edgeByName = new Map<number, ObjectId>();
   const progress = req.onProgress;
@@ -62,7 +68,7 @@ export async function enumerateObjects(
   for (const have of new Set(req.haves)) {
     let oid = have;
     for (let depth = 0; ; depth++) {
-      const h = await src.tryReadHeader(oid);
+      const h = await header(oid);
       if (h === undefined) break;
       if (h.type === 'commit') haveCommits.push(oid);
       else if (h.type === 'tree') await markTreeUninteresting(reader, oid, unint);
@@ -78,7 +84,7 @@ export async function enumerateObjects(
   for (const want of new Set(req.wants)) {
     let oid = want;
     for (let depth = 0; ; depth++) {
-      const h = await src.tryReadHeader(oid);
+      const h = await header(oid);
       if (h === undefined) throw new NotFoundError('OBJ_MISSING', `object ${oid} is missing`);
       if (h.type === 'commit') {
         wantCommits.push(oid);
@@ -97,6 +103,7 @@ export async function enumerateObjects(
     uninteresting: haveCommits,
     ...(boundary === undefined ? {} : { boundary }),
     signal,
+    graph,
     onProgress: progress === undefined ? undefined : (n) => progress('Counting objects', n, undefined),
   });
   const parentsOf = (oid: ObjectId): readonly ObjectId[] =>
@@ -122,9 +129,14 @@ export async function enumerateObjects(
 
   const commits = walk.commits();
   const out: ObjectId[] = commits.slice();
-  const paths = { listed: new Array<number>(out.length).fill(0) };
+  const paths = {
+    listed: new Array<number>(out.length).fill(0),
+    ...(reader.graph === undefined ? {} : { locations: new Array<number>(out.length).fill(-1) }),
+  };
   // process_tree skips SEEN and UNINTERESTING alike: one set holds both.
   const seen = unint.clone();
+  // A clone lists about every stored object: size the set once.
+  if (req.haves.length === 0 && graph !== undefined) seen.reserve(graph.indexes.reduce((n, idx) => n + idx.count, 0));
   for (const c of commits) seen.add(c);
   let reported = 0;
   const report = (): void => {
@@ -138,6 +150,7 @@ export async function enumerateObjects(
     else if (seen.add(p.oid)) {
       out.push(p.oid);
       paths.listed.push(0);
+      paths.locations?.push(-1);
     }
   }
   for (const c of commits) {
@@ -153,17 +166,24 @@ export async function enumerateObjects(
       if (peeled === undefined || !seen.has(peeled) || unint.has(peeled)) continue;
       let t: ObjectId = ref.oid;
       for (let depth = 0; depth < TAG_CHAIN_MAX && !seen.has(t); depth++) {
-        const h = await src.tryReadHeader(t);
+        const h = await header(t);
         if (h === undefined || h.type !== 'tag') break;
         seen.add(t);
         out.push(t);
         paths.listed.push(0);
+        paths.locations?.push(-1);
         t = await tagTarget(src, t);
       }
     }
   }
   progress?.('Counting objects', out.length, out.length);
-  return { objects: out, edges: unint, nameHashes: paths.listed, edgeByName };
+  return {
+    objects: out,
+    edges: unint,
+    nameHashes: paths.listed,
+    edgeByName,
+    ...(paths.locations === undefined || reader.graph === undefined ? {} : { locations: paths.locations, graph: reader.graph }),
+  };
 }
 
 /** What a tag ref's object peels to; undefined when it is not a tag (a lightweight tag). */

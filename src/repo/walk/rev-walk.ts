@@ -7,6 +7,7 @@
  */
 import { NotFoundError, hasCode } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
+import type { AccelGraph } from '../accel/graph.js';
 import type { CommitLinks } from '../repository.js';
 import { DateQueue } from './date-queue.js';
 import type { WalkSource } from './source.js';
@@ -35,6 +36,8 @@ export interface RevWalkInput {
   readonly signal?: AbortSignal | undefined;
   /** Called with the number of commits processed so far (every CHECK_EVERY and at the end). */
   readonly onProgress?: ((processed: number) => void) | undefined;
+  /** Commit links from accelerators first (no inflating); the source for the rest. */
+  readonly graph?: AccelGraph | undefined;
 }
 
 /** The outcome of a walk; flags are final (read them after the walk). */
@@ -68,6 +71,7 @@ export async function revWalk(src: WalkSource, input: RevWalkInput): Promise<Rev
   const nodes = new Map<ObjectId, Node>();
   const boundary = input.boundary;
   const maxAge = input.maxAge;
+  const graph = input.graph?.any === true ? input.graph : undefined;
   const parentsOf = (oid: ObjectId, links: CommitLinks): readonly ObjectId[] =>
     boundary !== undefined && boundary.has(oid) ? [] : links.parents;
 
@@ -79,9 +83,14 @@ export async function revWalk(src: WalkSource, input: RevWalkInput): Promise<Rev
     }
     return n;
   };
+  /** Links already parsed or in an accelerator (no await on the hot path); undefined otherwise. */
+  const known = (oid: ObjectId, n: Node): CommitLinks | undefined => {
+    if (n.links === undefined && graph !== undefined) n.links = graph.commitLinks(oid);
+    return n.links;
+  };
   /** Parses a commit; undefined if absent and `gently`. */
   const parse = async (oid: ObjectId, n: Node, gently: boolean): Promise<CommitLinks | undefined> => {
-    if (n.links !== undefined) return n.links;
+    if (known(oid, n) !== undefined) return n.links;
     try {
       n.links = await src.commitLinks(oid);
     } catch (err) {
@@ -164,11 +173,11 @@ export async function revWalk(src: WalkSource, input: RevWalkInput): Promise<Rev
       const pn = node(p);
       if (unintNow) {
         pn.flags |= UNINTERESTING;
-        const pl = await parse(p, pn, true);
+        const pl = known(p, pn) ?? (await parse(p, pn, true));
         if (pl === undefined) continue;
         markParentsUninteresting(p, pl);
       } else {
-        const pl = await parse(p, pn, false);
+        const pl = known(p, pn) ?? (await parse(p, pn, false));
         if (pl === undefined) throw new NotFoundError('OBJ_MISSING', `commit ${p} (a parent of ${oid}) is missing`);
       }
       if (pn.flags & SEEN) continue;

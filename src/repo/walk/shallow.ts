@@ -15,6 +15,7 @@
 import { ProtocolError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { DeepenRequest, ShallowUpdate } from '../repository.js';
+import type { AccelGraph } from '../accel/graph.js';
 import { revWalk } from './rev-walk.js';
 import { tryCommitLinks, type WalkSource } from './source.js';
 import { TAG_CHAIN_MAX } from './enumerate.js';
@@ -45,6 +46,7 @@ async function wantCommit(src: WalkSource, oid: ObjectId): Promise<ObjectId | un
  */
 async function depths(
   src: WalkSource,
+  graph: AccelGraph | undefined,
   heads: readonly ObjectId[],
   limit: number,
   stopAt: ReadonlySet<ObjectId> | undefined,
@@ -64,7 +66,7 @@ async function depths(
     for (const c of level) {
       if (++n % CHECK_EVERY === 0) signal?.throwIfAborted();
       if (stopAt?.has(c) === true) continue;
-      const links = await src.commitLinks(c);
+      const links = graph?.commitLinks(c) ?? (await src.commitLinks(c));
       for (const p of links.parents) {
         if (depth.has(p)) continue;
         depth.set(p, d + 1);
@@ -85,6 +87,7 @@ export async function computeShallow(
   opts: { signal?: AbortSignal } = {},
 ): Promise<ShallowUpdate> {
   const signal = opts.signal;
+  const graph = await src.accelGraph?.();
   // process_shallow: unknown objects are ignored, non-commits are an error.
   const client = new Set<ObjectId>();
   for (const s of clientShallows) {
@@ -114,7 +117,7 @@ export async function computeShallow(
     let run = true;
     if (deepen.relative === true) {
       // get_shallows_depth: the nearest client shallow; none reachable means nothing to do.
-      const near = await depths(src, heads, Number.POSITIVE_INFINITY, client, signal);
+      const near = await depths(src, graph, heads, Number.POSITIVE_INFINITY, client, signal);
       let cur = 0;
       for (const s of client) {
         const d = near.get(s);
@@ -124,7 +127,7 @@ export async function computeShallow(
       else limit += cur;
     }
     if (run) {
-      const d = await depths(src, heads, limit, undefined, signal);
+      const d = await depths(src, graph, heads, limit, undefined, signal);
       const inner = new Set<ObjectId>();
       for (const [c, k] of d) {
         if (k < limit) inner.add(c);
@@ -148,6 +151,7 @@ export async function computeShallow(
       uninteresting: nots,
       ...(deepen.since === undefined ? {} : { maxAge: deepen.since }),
       signal,
+      graph,
     });
     const listed = new Set(walk.commits());
     if (listed.size === 0) {

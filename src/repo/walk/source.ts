@@ -1,6 +1,7 @@
 /** What walks read from a repository: commit links (cached) and whole objects. */
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { GitObject } from '../../git/object/object-type.js';
+import type { AccelGraph } from '../accel/graph.js';
 import type { CommitLinks, ObjectHeader } from '../repository.js';
 
 /** The reads walks need; StoredRepository implements it over the object db and caches. */
@@ -10,6 +11,8 @@ export interface WalkSource {
   /** undefined if absent. The data may be shared with a cache: do not modify it. */
   tryReadObject(oid: ObjectId): Promise<GitObject | undefined>;
   tryReadHeader(oid: ObjectId): Promise<ObjectHeader | undefined>;
+  /** The packs' reachability accelerators, when the source has packs (walks then inflate less). */
+  accelGraph?(): Promise<AccelGraph | undefined>;
 }
 
 /** A commit links lookup that answers undefined for absent objects (git's parse_commit_gently). */

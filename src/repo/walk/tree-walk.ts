@@ -4,9 +4,18 @@
  * large repository scans tens of millions of entries), so entries are parsed in place and
  * tested against raw-id sets: an entry already seen costs a parse and a hash probe, no
  * allocation. Entry validation is git's decode_tree_entry (as forEachTreeEntry).
+ *
+ * With reachability accelerators (accel/), a recorded tree is read from its record instead of
+ * being inflated, and a tree whose base tree is already seen yields only the entries it adds:
+ * everything it shares with the base is, or will be, reached through the base (whatever is
+ * in a seen set has its whole subtree in it by the end of the walk). So a walk touches each
+ * new object about once instead of every entry of every tree.
  */
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
+import type { AccelGraph, GraphLocation } from '../accel/graph.js';
+import { EXT_BIT, NONE } from '../accel/format.js';
+import { nameMeta } from '../accel/tree-diff.js';
 import type { OidSet } from './oid-set.js';
 import type { WalkSource } from './source.js';
 
@@ -20,19 +29,30 @@ const S_IFGITLINK = 0o160000;
 export class TreeReader {
   readonly #src: WalkSource;
   readonly #signal: AbortSignal | undefined;
+  /** Accelerators of the repository's packs, when any. */
+  readonly graph: AccelGraph | undefined;
   #reads = 0;
 
-  constructor(src: WalkSource, signal?: AbortSignal) {
+  constructor(src: WalkSource, signal?: AbortSignal, graph?: AccelGraph) {
     this.#src = src;
     this.#signal = signal;
+    this.graph = graph?.any === true ? graph : undefined;
+  }
+
+  /** Counts a tree; true every CHECK_EVERY trees, when the walk should call pause(). */
+  tick(): boolean {
+    return ++this.#reads % CHECK_EVERY === 0;
+  }
+
+  /** Checks the signal and yields to the event loop. */
+  async pause(): Promise<void> {
+    this.#signal?.throwIfAborted();
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   /** The bytes of a tree; undefined if absent; ValidationError('OBJ_BAD_TYPE') if not a tree. */
   async read(oid: ObjectId): Promise<Buffer | undefined> {
-    if (++this.#reads % CHECK_EVERY === 0) {
-      this.#signal?.throwIfAborted();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    if (this.tick()) await this.pause();
     const obj = await this.#src.tryReadObject(oid);
     if (obj === undefined) return undefined;
     if (obj.type !== 'tree') throw new ValidationError('OBJ_BAD_TYPE', `object ${oid} is a ${obj.type}, expected a tree`);
@@ -41,43 +61,59 @@ export class TreeReader {
   }
 }
 
-/** A tree being scanned: its bytes, the position of the next entry and its path's name hash. */
-interface Frame {
+/** A tree being scanned from its bytes. */
+interface BytesFrame {
+  readonly accel: false;
   readonly data: Buffer;
   pos: number;
   /** pathHash of the tree's path; undefined for a root (entries' paths are their names). */
   readonly hash: number | undefined;
 }
 
-/** Result slots of parseEntry (reused; the walk is sequential within one call). */
+/** A recorded tree being scanned from its accelerator: list[pos, end) of [ref, meta] or [index, ref, meta] words. */
+interface AccelFrame {
+  readonly accel: true;
+  readonly pack: number;
+  readonly list: Uint32Array;
+  readonly stride: number;
+  pos: number;
+  readonly end: number;
+  readonly hash: number | undefined;
+}
+
+type Frame = BytesFrame | AccelFrame;
+
+/** Result slots of nextEntry (reused; the walk is sequential within one call). */
 interface Cursor {
-  /** Offset of the entry's raw id. */
+  /** The entry's raw id is bytes[oid, oid + 20). */
+  bytes: Uint8Array;
   oid: number;
   /** 0 tree, 1 blob, 2 gitlink. */
   kind: number;
-  /** The entry's name is data[nameStart, nameEnd). */
-  nameStart: number;
-  nameEnd: number;
+  /** Name hash of the entry alone (low two bits clear). */
+  name: number;
+  /** Accelerated frames: the entry's ref in its pack's accelerator. */
+  ref: number;
 }
 
 /** Where a walk records the path of each object it lists (for delta search in pack-out). */
 export interface PathHashes {
   /** Name hash of each object appended to `out`, in the same order. */
   readonly listed: number[];
+  /**
+   * Where each appended object is, when an accelerator said so: pack number (of the graph)
+   * times 2^32 plus idx position; -1 when not known. Saves pack-out a lookup per object.
+   */
+  readonly locations?: number[];
 }
 
 /**
- * git's pack_name_hash folded over "parent/name" (whitespace skipped): its last 16 characters
- * weigh most, so versions of one path, and files of one extension, get close values.
+ * The path hash of an entry: its name's hash (git's pack_name_hash of the name, as the
+ * accelerator stores it) mixed with its parent's path hash, so the same path always gets the
+ * same value whether its tree was inflated or read from an accelerator.
  */
-function pathHash(parent: number | undefined, data: Uint8Array, start: number, end: number): number {
-  let h = parent === undefined ? 0 : ((parent >>> 2) + (0x2f << 24)) >>> 0;
-  for (let i = start; i < end; i++) {
-    const ch = data[i]!;
-    if (ch === 0x20 || (ch >= 0x09 && ch <= 0x0d)) continue;
-    h = ((h >>> 2) + (ch << 24)) >>> 0;
-  }
-  return h;
+function pathHash(parent: number | undefined, name: number): number {
+  return parent === undefined ? name : (Math.imul(parent ^ 0x2f, 0x9e3779b1) ^ name) >>> 0;
 }
 
 function corrupt(what: string, off: number): ValidationError {
@@ -85,7 +121,7 @@ function corrupt(what: string, off: number): ValidationError {
 }
 
 /** Parses the entry at f.pos into `c` and advances f.pos. */
-function parseEntry(f: Frame, c: Cursor): void {
+function parseEntry(f: BytesFrame, c: Cursor): void {
   const buf = f.data;
   const len = buf.length;
   const off = f.pos;
@@ -106,14 +142,86 @@ function parseEntry(f: Frame, c: Cursor): void {
   if (nul + 21 > len) throw corrupt('truncated object id', off);
   const fmt = mode & S_IFMT;
   c.kind = fmt === S_IFDIR ? 0 : fmt === S_IFGITLINK ? 2 : 1;
+  c.bytes = buf;
   c.oid = nul + 1;
-  c.nameStart = nameStart;
-  c.nameEnd = nul;
+  c.name = nameMeta(buf, nameStart, nul, 0);
   f.pos = nul + 21;
 }
 
-function hexAt(data: Buffer, off: number): ObjectId {
-  return data.toString('hex', off, off + 20) as ObjectId;
+/** Reads the next entry of frame f into c; false at the end. */
+function nextEntry(graph: AccelGraph | undefined, f: Frame, c: Cursor): boolean {
+  if (!f.accel) {
+    if (f.pos >= f.data.length) return false;
+    parseEntry(f, c);
+    return true;
+  }
+  if (f.pos >= f.end) return false;
+  const at = f.pos + f.stride - 2;
+  const ref = f.list[at]!;
+  const meta = f.list[at + 1]!;
+  f.pos += f.stride;
+  c.kind = meta & 3;
+  c.name = (meta & ~3) >>> 0;
+  c.ref = ref;
+  c.bytes = graph!.refBytes(f.pack, ref);
+  c.oid = graph!.rawOffset(f.pack, ref);
+  return true;
+}
+
+function hexAt(data: Uint8Array, off: number): ObjectId {
+  // Tree bytes, idx name tables and EXT sections are Buffers: no view per id.
+  return (Buffer.isBuffer(data) ? data.toString('hex', off, off + 20) : Buffer.from(data.buffer, data.byteOffset + off, 20).toString('hex')) as ObjectId;
+}
+
+/** Where the tree an entry names has a record, for accelerated frames (undefined: inflate it). */
+function childLocation(graph: AccelGraph | undefined, f: Frame, c: Cursor): GraphLocation | undefined {
+  if (graph === undefined) return undefined;
+  if (f.accel) return graph.treeLocation(f.pack, c.ref);
+  return undefined;
+}
+
+/**
+ * A frame for a tree from its record (only the added entries when its base is in `seen`, or
+ * what other seen neighbours leave uncovered); undefined when it has no record. Synchronous:
+ * walks must not pay an await per tree.
+ */
+function openRecorded(reader: TreeReader, oid: ObjectId, loc: GraphLocation | undefined, hash: number | undefined, seen: OidSet): AccelFrame | undefined {
+  const graph = reader.graph;
+  if (graph !== undefined) {
+    const at = loc ?? locateRecorded(graph, oid);
+    if (at !== undefined) {
+      const p = at.pack;
+      const file = graph.files[p]!;
+      const words = file.words;
+      const names = graph.nameBytes[p]!;
+      const w = file.treeWord(at.pos);
+      const base = words[w]!;
+      const nr = words[w + 1]!;
+      const na = words[w + 2]!;
+      if (base === NONE) return { accel: true, pack: p, list: words, stride: 2, pos: w + 3, end: w + 3 + na * 2, hash };
+      // A seen neighbour (the base, or a tree based on this one) covers all but the difference.
+      if (seen.hasRaw(names, graph.posOffset(p, base))) {
+        const from = w + 3 + nr * 3;
+        return { accel: true, pack: p, list: words, stride: 3, pos: from, end: from + na * 3, hash };
+      }
+      // Else what a seen neighbour further away leaves uncovered (or the whole list).
+      const list = graph.liveEntries(p, at.pos, (q) => seen.hasRaw(names, graph.posOffset(p, q)));
+      return { accel: true, pack: p, list, stride: 3, pos: 0, end: list.length, hash };
+    }
+  }
+  return undefined;
+}
+
+/** A frame for a tree: from its record when it has one, else from its inflated bytes; undefined when absent. */
+async function openTree(reader: TreeReader, oid: ObjectId, hash: number | undefined): Promise<Frame | undefined> {
+  const data = await reader.read(oid);
+  return data === undefined ? undefined : { accel: false, data, pos: 0, hash };
+}
+
+function locateRecorded(graph: AccelGraph, oid: ObjectId): GraphLocation | undefined {
+  const loc = graph.locate(oid);
+  if (loc === undefined || graph.files[loc.pack]?.checkTree(loc.pos) !== true) return undefined;
+  return loc;
 }
 
 /**
@@ -129,24 +237,24 @@ export async function markTreeUninteresting(
   edge?: Map<number, ObjectId>,
 ): Promise<void> {
   if (!marks.add(tree)) return;
-  const stack: { oid: ObjectId; hash: number | undefined }[] = [{ oid: tree, hash: undefined }];
-  const c: Cursor = { oid: 0, kind: 0, nameStart: 0, nameEnd: 0 };
+  const graph = reader.graph;
+  const stack: { oid: ObjectId; loc: GraphLocation | undefined; hash: number | undefined }[] = [{ oid: tree, loc: undefined, hash: undefined }];
+  const c: Cursor = { bytes: EMPTY, oid: 0, kind: 0, name: 0, ref: 0 };
   while (stack.length > 0) {
     const top = stack.pop()!;
-    const data = await reader.read(top.oid);
-    if (data === undefined) continue;
-    const f: Frame = { data, pos: 0, hash: top.hash };
-    while (f.pos < data.length) {
-      parseEntry(f, c);
-      if (c.kind === 2 || !marks.addRaw(data, c.oid)) continue;
+    if (reader.tick()) await reader.pause();
+    const f = openRecorded(reader, top.oid, top.loc, top.hash, marks) ?? (await openTree(reader, top.oid, top.hash));
+    if (f === undefined) continue;
+    while (nextEntry(graph, f, c)) {
+      if (c.kind === 2 || !marks.addRaw(c.bytes, c.oid)) continue;
       if (edge === undefined && c.kind !== 0) continue;
-      const oid = hexAt(data, c.oid);
-      const hash = pathHash(top.hash, data, c.nameStart, c.nameEnd);
+      const oid = hexAt(c.bytes, c.oid);
+      const hash = pathHash(top.hash, c.name);
       if (edge !== undefined) {
         const key = hash * 2 + c.kind;
         if (!edge.has(key)) edge.set(key, oid);
       }
-      if (c.kind === 0) stack.push({ oid, hash });
+      if (c.kind === 0) stack.push({ oid, loc: childLocation(graph, f, c), hash });
     }
   }
 }
@@ -167,31 +275,38 @@ export async function collectTree(
   if (!seen.add(tree)) return;
   out.push(tree);
   paths?.listed.push(0);
-  const stack: Frame[] = [{ data: await mustRead(reader, tree), pos: 0, hash: undefined }];
-  const c: Cursor = { oid: 0, kind: 0, nameStart: 0, nameEnd: 0 };
+  paths?.locations?.push(-1);
+  const graph = reader.graph;
+  const stack: Frame[] = [openRecorded(reader, tree, undefined, undefined, seen) ?? (await mustOpen(reader, tree, undefined))];
+  const c: Cursor = { bytes: EMPTY, oid: 0, kind: 0, name: 0, ref: 0 };
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
-    const data = f.data;
-    let descend: { oid: ObjectId; hash: number } | undefined;
-    while (f.pos < data.length) {
-      parseEntry(f, c);
-      if (c.kind === 2 || !seen.addRaw(data, c.oid)) continue;
-      const oid = hexAt(data, c.oid);
+    let descend: { oid: ObjectId; hash: number; loc: GraphLocation | undefined } | undefined;
+    while (nextEntry(graph, f, c)) {
+      if (c.kind === 2 || !seen.addRaw(c.bytes, c.oid)) continue;
+      const oid = hexAt(c.bytes, c.oid);
       out.push(oid);
-      const hash = pathHash(f.hash, data, c.nameStart, c.nameEnd);
+      const hash = pathHash(f.hash, c.name);
       paths?.listed.push(hash);
+      paths?.locations?.push(f.accel && (c.ref & EXT_BIT) === 0 ? f.pack * 2 ** 32 + c.ref : -1);
       if (c.kind === 0) {
-        descend = { oid, hash };
+        descend = { oid, hash, loc: childLocation(graph, f, c) };
         break;
       }
     }
     if (descend === undefined) stack.pop();
-    else stack.push({ data: await mustRead(reader, descend.oid), pos: 0, hash: descend.hash });
+    else {
+      if (reader.tick()) await reader.pause();
+      stack.push(openRecorded(reader, descend.oid, descend.loc, descend.hash, seen) ?? (await mustOpen(reader, descend.oid, descend.hash)));
+    }
   }
 }
 
-async function mustRead(reader: TreeReader, oid: ObjectId): Promise<Buffer> {
-  const t = await reader.read(oid);
-  if (t === undefined) throw new NotFoundError('OBJ_MISSING', `tree ${oid} is missing`);
-  return t;
+const EMPTY = new Uint8Array(0);
+
+async function mustOpen(reader: TreeReader, oid: ObjectId, hash: number | undefined): Promise<Frame> {
+  const f = await openTree(reader, oid, hash);
+  if (f === undefined) throw new NotFoundError('OBJ_MISSING', `tree ${oid} is missing`);
+  return f;
 }
+

@@ -9,5 +9,6 @@ export function walkSourceOf(db: ObjectDb): WalkSource {
     commitLinks: (oid) => readCommitLinks(db, oid),
     tryReadObject: (oid) => db.tryReadObject(oid),
     tryReadHeader: (oid) => db.tryReadHeader(oid),
+    accelGraph: () => db.graph(),
   };
 }

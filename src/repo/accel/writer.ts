@@ -1,0 +1,167 @@
+/**
+ * Writes the accelerator file whose format format.ts describes: positions may be filled in any
+ * order; external ids are deduplicated; sections are laid out 4-byte aligned with a SHA-1
+ * trailer.
+ */
+import { createHash } from 'node:crypto';
+import { OID_RAW_LENGTH, type ObjectId } from '../../git/hash/object-id.js';
+import {
+  ACCEL_COUNT_MAX,
+  ACCEL_VERSION,
+  EXT_BIT,
+  FLAG_SELF_CONTAINED,
+  HEADER_BYTES,
+  MAGIC,
+  NATIVE_LE,
+  NONE,
+  SECTION_BIG,
+  SECTION_DATA,
+  SECTION_ENTRY_BYTES,
+  SECTION_EXT,
+  SECTION_RECORD,
+  SECTION_SIZES,
+  SECTION_TYPES,
+  TRAILER_BYTES,
+} from './format.js';
+
+/** Builds an accelerator file; positions may be filled in any order. */
+export class AccelWriter {
+  readonly count: number;
+  readonly types: Uint8Array;
+  readonly #sizes: Uint32Array;
+  readonly #big: number[] = [];
+  readonly #record: Uint32Array;
+  #data: Uint32Array;
+  #words = 0;
+  readonly #ext = new Map<string, number>();
+  readonly #extBytes: Uint8Array[] = [];
+  readonly #checksum: ObjectId;
+  readonly #flags: number;
+
+  constructor(count: number, packChecksum: ObjectId, selfContained: boolean) {
+    if (!(Number.isInteger(count) && count >= 0 && count <= ACCEL_COUNT_MAX)) throw new RangeError(`invalid object count ${count}`);
+    this.count = count;
+    this.types = new Uint8Array(count);
+    this.#sizes = new Uint32Array(count);
+    this.#record = new Uint32Array(count).fill(NONE);
+    this.#data = new Uint32Array(Math.max(1024, count * 4));
+    this.#checksum = packChecksum;
+    this.#flags = selfContained ? FLAG_SELF_CONTAINED : 0;
+  }
+
+  /** Type code and inflated size of the object at `pos`. */
+  setObject(pos: number, type: number, size: number): void {
+    this.types[pos] = type;
+    if (size >= NONE) {
+      this.#sizes[pos] = NONE;
+      this.#big.push(pos, size % 2 ** 32, Math.floor(size / 2 ** 32));
+    } else {
+      this.#sizes[pos] = size;
+    }
+  }
+
+  /** A ref to an object outside the pack (deduplicated). */
+  extRef(raw: Uint8Array, off: number): number {
+    const key = Buffer.from(raw.buffer, raw.byteOffset + off, OID_RAW_LENGTH).toString('latin1');
+    let i = this.#ext.get(key);
+    if (i === undefined) {
+      i = this.#extBytes.length;
+      if (i >= ACCEL_COUNT_MAX) throw new RangeError('too many external ids');
+      this.#ext.set(key, i);
+      this.#extBytes.push(Uint8Array.from(raw.subarray(off, off + OID_RAW_LENGTH)));
+    }
+    return (EXT_BIT | i) >>> 0;
+  }
+
+  /** The record of the commit at `pos`. */
+  addCommit(pos: number, time: number, tree: number, parents: ArrayLike<number>): void {
+    const w = this.#alloc(pos, 4 + parents.length);
+    const d = this.#data;
+    const t = Math.trunc(time);
+    d[w] = t % 2 ** 32 >>> 0;
+    d[w + 1] = Math.floor(t / 2 ** 32) >>> 0;
+    d[w + 2] = tree;
+    d[w + 3] = parents.length;
+    for (let k = 0; k < parents.length; k++) d[w + 4 + k] = parents[k]!;
+  }
+
+  /**
+   * The record of the tree at `pos`: `added` holds [index, ref, meta] triples with a base,
+   * [ref, meta] pairs without (then `removed` must be empty); `removed` holds triples.
+   */
+  addTree(pos: number, base: number | undefined, removed: ArrayLike<number>, added: ArrayLike<number>): void {
+    const stride = base === undefined ? 2 : 3;
+    if (added.length % stride !== 0 || removed.length % 3 !== 0) throw new RangeError('entries do not fit the stride');
+    if (base === undefined && removed.length > 0) throw new RangeError('a tree without a base removes nothing');
+    const w = this.#alloc(pos, 3 + removed.length + added.length);
+    const d = this.#data;
+    d[w] = base ?? NONE;
+    d[w + 1] = removed.length / 3;
+    d[w + 2] = added.length / stride;
+    for (let k = 0; k < removed.length; k++) d[w + 3 + k] = removed[k]!;
+    const a = w + 3 + removed.length;
+    for (let k = 0; k < added.length; k++) d[a + k] = added[k]!;
+  }
+
+  #alloc(pos: number, words: number): number {
+    if (this.#record[pos] !== NONE) throw new RangeError(`position ${pos} already has a record`);
+    if (this.#words + words > this.#data.length) {
+      const next = new Uint32Array(Math.max(this.#data.length * 2, this.#words + words));
+      next.set(this.#data.subarray(0, this.#words));
+      this.#data = next;
+    }
+    const w = this.#words;
+    this.#record[pos] = w;
+    this.#words += words;
+    return w;
+  }
+
+  /** The finished file. */
+  finish(): Uint8Array {
+    const big = Uint32Array.from(this.#big);
+    const sections: [number, Uint8Array][] = [
+      [SECTION_TYPES, this.types],
+      [SECTION_SIZES, le(this.#sizes)],
+      [SECTION_BIG, le(big)],
+      [SECTION_RECORD, le(this.#record)],
+      [SECTION_DATA, le(this.#data.subarray(0, this.#words))],
+      [SECTION_EXT, Buffer.concat(this.#extBytes)],
+    ];
+    let size = HEADER_BYTES + sections.length * SECTION_ENTRY_BYTES;
+    const at: number[] = [];
+    for (const [, bytes] of sections) {
+      at.push(size);
+      size += align4(bytes.byteLength);
+    }
+    if (size + TRAILER_BYTES > 0xffffffff) throw new RangeError('accelerator larger than 4 GiB');
+    const out = Buffer.alloc(size + TRAILER_BYTES);
+    out.writeUInt32LE(MAGIC, 0);
+    out.writeUInt32LE(ACCEL_VERSION, 4);
+    out.writeUInt32LE(this.count, 8);
+    out.writeUInt32LE(this.#flags, 12);
+    out.write(this.#checksum, 16, OID_RAW_LENGTH, 'hex');
+    out.writeUInt32LE(sections.length, 36);
+    sections.forEach(([id, bytes], k) => {
+      const e = HEADER_BYTES + k * SECTION_ENTRY_BYTES;
+      out.writeUInt32LE(id, e);
+      out.writeUInt32LE(at[k]!, e + 8);
+      out.writeUInt32LE(bytes.byteLength, e + 12);
+      out.set(bytes, at[k]!);
+    });
+    createHash('sha1').update(out.subarray(0, size)).digest().copy(out, size);
+    return out;
+  }
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** The bytes of a word array in little-endian order. */
+function le(a: Uint32Array): Uint8Array {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (NATIVE_LE) return bytes;
+  const out = Buffer.from(bytes);
+  out.swap32();
+  return out;
+}

@@ -1,0 +1,212 @@
+/**
+ * Pack reuse on clones (git's pack reuse, without bitmaps): a stored pack most of whose
+ * objects are wanted is streamed in its own order, reading it sequentially; each wanted entry
+ * is copied as stored (CRC32 checked against the idx), ofs-deltas get their distance
+ * recomputed across skipped entries, ref-deltas stay as they are when their base is sent
+ * (before or after them), and the rare wanted delta whose base is skipped is sent whole. Only packs whose accelerator says every delta base is inside qualify, so a copied
+ * ref-delta always finds its base in the same output.
+ */
+import { crc32 } from 'node:zlib';
+import type { ObjectId } from '../../git/hash/object-id.js';
+import { decodeEntryHeader } from '../../git/pack/entry.js';
+import type { AccelGraph } from '../accel/graph.js';
+import type { ObjectDb } from '../object-db/object-db.js';
+import type { PackHandle } from '../object-db/pack-handle.js';
+import { corruptEntry } from '../object-db/entry-read.js';
+import type { OutWriter } from './out-writer.js';
+
+/** A pack is streamed in its order when at least this fraction of its objects is wanted. */
+const WANTED_FRACTION_MIN = 0.25;
+/** Length of a pack trailer. */
+const TRAILER = 20;
+
+/** One pack streamed in its own order. */
+export interface OrderedPack {
+  readonly pack: PackHandle;
+  /** 1 where the object at that idx position is sent from this pack. */
+  readonly wanted: Uint8Array;
+  readonly count: number;
+  /** Output offset of each idx position once written (-1: not written from this pack). */
+  readonly outOffset: Float64Array;
+}
+
+/** The packs to stream in order, and the objects left to send one by one. */
+export interface PackOrderPlan {
+  readonly packs: OrderedPack[];
+  readonly byHandle: Map<PackHandle, OrderedPack>;
+  /** Objects in the ordered packs. */
+  readonly packed: number;
+  readonly rest: ObjectId[];
+}
+
+/** Chooses packs to stream in order (each object counted in the newest pack holding it). */
+export async function planPackOrder(
+  db: ObjectDb,
+  objects: readonly ObjectId[],
+  signal?: AbortSignal,
+  known?: { readonly graph: AccelGraph; readonly at: readonly number[] },
+): Promise<PackOrderPlan | undefined> {
+  const graph = await db.graph(signal === undefined ? {} : { signal });
+  if (!graph.any) return undefined;
+  // Locations from the enumeration hold only if it read the same packs (same graph).
+  const at = known !== undefined && known.graph === graph && known.at.length === objects.length ? known.at : undefined;
+  const packs = db.packs;
+  const marks = packs.map((p, k) => (graph.files[k]?.selfContained === true ? new Uint8Array(p.index.count) : undefined));
+  const distinct = new Array<number>(packs.length).fill(0);
+  const where = new Int32Array(objects.length).fill(-1);
+  for (let i = 0; i < objects.length; i++) {
+    const k = at === undefined ? -1 : at[i]!;
+    const loc = k >= 0 ? { pack: Math.floor(k / 2 ** 32), pos: k % 2 ** 32 } : graph.locate(objects[i]!);
+    if (loc === undefined) continue;
+    const m = marks[loc.pack];
+    if (m === undefined) continue;
+    where[i] = loc.pack;
+    if (m[loc.pos] === 0) {
+      m[loc.pos] = 1;
+      distinct[loc.pack]!++;
+    }
+  }
+  const chosen = packs.map((p, k) => marks[k] !== undefined && distinct[k]! > 0 && distinct[k]! >= p.index.count * WANTED_FRACTION_MIN);
+  if (!chosen.some((c) => c)) return undefined;
+  const ordered: OrderedPack[] = [];
+  const byHandle = new Map<PackHandle, OrderedPack>();
+  let packed = 0;
+  packs.forEach((pack, k) => {
+    if (!chosen[k]) return;
+    const o: OrderedPack = { pack, wanted: marks[k]!, count: distinct[k]!, outOffset: new Float64Array(pack.index.count).fill(-1) };
+    ordered.push(o);
+    byHandle.set(pack, o);
+    packed += o.count;
+  });
+  const rest: ObjectId[] = [];
+  const restSeen = new Set<ObjectId>();
+  for (let i = 0; i < objects.length; i++) {
+    const w = where[i]!;
+    if (w >= 0 && chosen[w]) continue;
+    const oid = objects[i]!;
+    if (!restSeen.has(oid)) {
+      restSeen.add(oid);
+      rest.push(oid);
+    }
+  }
+  return { packs: ordered, byHandle, packed, rest };
+}
+
+/** Counters of streamPackOrder. */
+export interface OrderStats {
+  verbatim: number;
+  rewritten: number;
+  whole: number;
+}
+
+/**
+ * Streams the wanted entries of `o.pack` in pack order through `writer`, filling o.outOffset.
+ * Yields the bytes to send. ValidationError('REPO_CORRUPT') on a CRC mismatch or a bad entry.
+ */
+export async function* streamPackOrder(
+  db: ObjectDb,
+  o: OrderedPack,
+  writer: OutWriter,
+  stats: OrderStats,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const { pack, wanted, outOffset } = o;
+  const index = pack.index;
+  const offsets = index.offsetsSorted();
+  const positions = index.positionsByOffset();
+  const n = offsets.length;
+  const end = pack.record.size - TRAILER;
+  // Bytes from bufStart on that are not processed yet: `buf` once joined, plus newer chunks.
+  let buf: Buffer = Buffer.alloc(0);
+  let bufStart = 0;
+  let parts: Buffer[] = [];
+  let avail = 0;
+  let k = 0;
+  let read = 0;
+  // Consecutive verbatim entries go out as one piece (views into the chunks read, which the
+  // store hands out fresh; every run is emitted before the next chunk is read).
+  let run: Buffer[] = [];
+  let runEntries = 0;
+  let runBytes = 0;
+  const flush = (): Uint8Array | undefined => {
+    if (runEntries === 0) return undefined;
+    const bytes = run.length === 1 ? run[0]! : Buffer.concat(run, runBytes);
+    const out = writer.addVerbatim(bytes, runEntries);
+    run = [];
+    runEntries = 0;
+    runBytes = 0;
+    return out;
+  };
+  for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) {
+    const c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    read += c.length;
+    parts.push(c);
+    avail += c.length;
+    // Join only once the next entry is complete (a large entry spans many chunks).
+    const need = k < n ? (k + 1 < n ? offsets[k + 1]! : end) : 0;
+    if (k < n && need > bufStart + buf.length + avail) continue;
+    buf = buf.length === 0 && parts.length === 1 ? parts[0]! : Buffer.concat([buf, ...parts]);
+    parts = [];
+    avail = 0;
+    while (k < n) {
+      const from = offsets[k]!;
+      const to = k + 1 < n ? offsets[k + 1]! : end;
+      if (to > bufStart + buf.length) break;
+      const pos = positions[k]!;
+      k++;
+      if (wanted[pos] === 0) continue;
+      const bytes = buf.subarray(from - bufStart, to - bufStart);
+      if (crc32(bytes) !== index.crc32At(pos)) throw corruptEntry(pack, from, `CRC32 mismatch for ${index.oidAt(pos)}`);
+      let h;
+      try {
+        h = decodeEntryHeader(bytes, 0, from);
+      } catch (err) {
+        throw corruptEntry(pack, from, 'bad entry header', err);
+      }
+      if (h === undefined) throw corruptEntry(pack, from, 'entry header is truncated');
+      let baseOut = -1;
+      let refBaseSent = false;
+      if (h.type === 'ofs-delta') {
+        const bp = index.findIndexByOffset(h.baseOffset!);
+        baseOut = bp < 0 ? -1 : outOffset[bp]!;
+      } else if (h.type === 'ref-delta') {
+        // A ref-delta may precede its base (thin bases are appended at the end of a pack):
+        // the client resolves it once the whole pack is in.
+        const bp = index.findIndex(h.baseId!);
+        refBaseSent = bp >= 0 && wanted[bp] === 1;
+      }
+      const here = writer.offset + runBytes;
+      const verbatim =
+        (h.type !== 'ofs-delta' && h.type !== 'ref-delta') ||
+        refBaseSent ||
+        (h.type === 'ofs-delta' && baseOut >= 0 && from - h.baseOffset! === here - baseOut);
+      if (verbatim) {
+        // Whole objects, ref-deltas whose base is sent, ofs-deltas whose distance is unchanged.
+        outOffset[pos] = here;
+        run.push(bytes);
+        runEntries++;
+        runBytes += bytes.length;
+        stats.verbatim++;
+        continue;
+      }
+      const pending = flush();
+      if (pending !== undefined) yield pending;
+      outOffset[pos] = writer.offset;
+      if (baseOut >= 0) {
+        stats.rewritten++;
+        yield writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseOut }, bytes.subarray(h.headerLength));
+      } else {
+        stats.whole++;
+        const obj = await db.readAt({ pack, offset: from, position: pos }, signal === undefined ? {} : { signal });
+        yield writer.addObject(obj.type, obj.data);
+      }
+    }
+    const pending = flush();
+    if (pending !== undefined) yield pending;
+    // Keep only the bytes of entries not processed yet.
+    const keepFrom = k < n ? offsets[k]! : end;
+    buf = buf.subarray(Math.min(buf.length, Math.max(0, keepFrom - bufStart)));
+    bufStart = Math.max(bufStart, keepFrom);
+  }
+  if (k < n || read !== pack.record.size) throw corruptEntry(pack, read, `pack has ${read} bytes, expected ${pack.record.size}`);
+}
