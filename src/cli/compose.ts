@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { createRepoCaches } from '../repo/cache/repo-caches.js';
 import { StoredRepositoryHost } from '../repo/host.js';
-import type { RepositoryHost } from '../repo/repository.js';
+import { CompactionScheduler } from '../repo/compact/scheduler.js';
 import { createGitService } from '../service/dispatch.js';
 import type { GitService } from '../service/git-service.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -26,7 +26,7 @@ import { metaSpec, openMetaStore, openObjectStore, storeSpec } from './backends.
 
 /** The backends of one process. */
 export interface Backends {
-  readonly host: RepositoryHost;
+  readonly host: StoredRepositoryHost;
   /** The object store everything lives in (NBD volumes too). */
   readonly store: ObjectStore;
   readonly meta: MetaStore;
@@ -54,8 +54,14 @@ export function stowageAgent(): string {
   }
 }
 
+/** What only a long-running server wants of its backends. */
+export interface BackendOptions {
+  /** Compacts packs in the background after pushes (config compact.auto); failures go to this logger. */
+  readonly autoCompact?: Logger;
+}
+
 /** Builds the store, meta store, caches and repository host from the configuration. */
-export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv = process.env): Promise<Backends> {
+export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv = process.env, opts: BackendOptions = {}): Promise<Backends> {
   const spec = await storeSpec(config, env);
   const metaChoice = metaSpec(config, env);
   const store = openObjectStore(spec);
@@ -73,13 +79,28 @@ export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv
     accelCacheMb: config.cache.accelMb,
     cloneCacheMb: config.cache.cloneMb,
   });
-  const host = StoredRepositoryHost.of(store, meta, caches, Date.now);
+  const logger = opts.autoCompact;
+  const compactor =
+    logger !== undefined && config.compact.auto
+      ? new CompactionScheduler({
+          policy: { minPacks: config.compact.minPacks },
+          onError: (repo, err) => logger.warn({ err, repo }, 'background compaction failed'),
+        })
+      : undefined;
+  const host = new StoredRepositoryHost({
+    store,
+    meta,
+    caches,
+    clock: Date.now,
+    ...(compactor === undefined ? {} : { compactor, autoCompact: { graceMs: config.compact.graceMinutes * 60_000 } }),
+  });
   return {
     host,
     store,
     meta,
     close: async () => {
       try {
+        await compactor?.close();
         await meta.close();
       } finally {
         await store.close();

@@ -9,6 +9,7 @@ import { ValidationError } from '../core/errors.js';
 import { createLogger, type LogLevel } from '../core/log.js';
 import type { StowageConfig } from '../core/config.js';
 import { exportBareRepository } from '../repo/bare/export-bare.js';
+import type { CompactResult } from '../repo/compact/compact.js';
 import { importBareRepository } from '../repo/bare/import-bare.js';
 import { readBareRepository } from '../repo/bare/read-bare.js';
 import { normalizeHeadRef } from '../repo/host.js';
@@ -195,6 +196,33 @@ export function repoCommand(io: CliIo): Command {
       });
     },
   );
+
+  addStoreOptions(repo.command('compact <name>').description('merge small packs into bigger ones (geometric progression; --full: into one)'))
+    .option('--full', 'merge every pack into one')
+    .option('--grace-minutes <minutes>', 'how long removed packs stay readable before their files are deleted (default: config compact.graceMinutes)')
+    .action(async (name: string, opts: ConfigFlags & { full?: boolean; graceMinutes?: string }) => {
+      await withBackends(opts, io, async ({ host }, config) => {
+        const grace = opts.graceMinutes === undefined ? config.compact.graceMinutes : Number(opts.graceMinutes);
+        if (!(Number.isFinite(grace) && grace >= 0)) {
+          throw new ValidationError('ARG_INVALID', `--grace-minutes must be a number of minutes, got ${JSON.stringify(opts.graceMinutes)}`);
+        }
+        const progress = createProgress(io.stderr);
+        let res: CompactResult;
+        try {
+          res = await host.compact(name, { full: opts.full === true, graceMs: grace * 60_000, onProgress: progress.onProgress });
+        } finally {
+          progress.finish();
+        }
+        if (res.kind === 'compacted') {
+          out(`compacted ${res.removed.length} packs of ${name} into ${res.pack.name} (${res.pack.objects} objects); ${res.state.packs.length} packs now`);
+        } else if (res.kind === 'raced') {
+          out(`${name}: another compaction changed the packs meanwhile; nothing published (run again)`);
+        } else {
+          out(`${name}: ${res.state.packs.length} packs already form a geometric progression; nothing to merge`);
+        }
+        out(`deleted the files of ${res.collected.deleted.length} removed packs; ${res.collected.waiting.length} wait for their grace period`);
+      });
+    });
 
   return repo;
 }

@@ -15,7 +15,7 @@ import { configFromFlags, type ConfigFlags } from './options.js';
 export async function runServe(flags: ConfigFlags, io: CliIo): Promise<void> {
   const config = await configFromFlags(flags, io);
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty, destination: io.stdout });
-  const backends = await openBackends(config, io.env);
+  const backends = await openBackends(config, io.env as NodeJS.ProcessEnv, { autoCompact: logger.child({ component: 'compact' }) });
   const service = createService(config, backends, logger);
   const { gitDaemon, http } = createFrontends(config, service, logger);
   const nbd = createNbdServer(config, backends, logger);

@@ -166,6 +166,14 @@ export const CONFIG_SCHEMA = z.strictObject({
   receive: z.strictObject({
     denyNonFastForwards: bool.default(false),
   }).prefault({}),
+  /** Pack compaction: geometric merges of small packs after pushes (serve only). */
+  compact: z.strictObject({
+    auto: bool.default(true),
+    /** Packs below this count are left alone after a push. */
+    minPacks: count(2).default(4),
+    /** How long a pack removed from the list stays readable before its files are deleted. */
+    graceMinutes: count(0).default(10),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     pretty: bool.default(false),
@@ -190,7 +198,7 @@ export interface StowageConfig extends Omit<ParsedConfig, 'limits' | 'fsck'> {
 }
 
 type LeafKind = 'string' | 'boolean' | 'integer' | 'bytes';
-type SectionName = 'git' | 'http' | 'nbd' | 'cache' | 'limits' | 'receive' | 'log' | 'swift' | 's3' | 'cluster';
+type SectionName = 'git' | 'http' | 'nbd' | 'cache' | 'limits' | 'receive' | 'compact' | 'log' | 'swift' | 's3' | 'cluster';
 
 /** Keys outside any section, by normalised name. */
 const TOP_LEVEL: Readonly<Record<string, string>> = { data: 'data', store: 'store', meta: 'meta', swiftconfig: 'swiftConfig' };
@@ -203,6 +211,7 @@ const LEAVES: Readonly<Record<SectionName, Readonly<Record<string, LeafKind>>>> 
   cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer', accelMb: 'integer', cloneMb: 'integer' },
   limits: { packSizeMax: 'bytes', packObjectsMax: 'integer', objectSizeMax: 'bytes', idleTimeoutMs: 'integer' },
   receive: { denyNonFastForwards: 'boolean' },
+  compact: { auto: 'boolean', minPacks: 'integer', graceMinutes: 'integer' },
   log: { level: 'string', pretty: 'boolean' },
   swift: {
     authUrl: 'string',

@@ -11,6 +11,7 @@ import { repoPrefix } from './keys.js';
 import { checkRepoName } from './name.js';
 import type { Repository, RepositoryHost } from './repository.js';
 import { StoredRepository, type StoredRepositoryDeps } from './stored-repository.js';
+import type { CompactOptions, CompactResult } from './compact/compact.js';
 
 /** HEAD of a new repository unless the caller names another branch. */
 export const DEFAULT_HEAD = 'refs/heads/main';
@@ -87,6 +88,11 @@ export class StoredRepositoryHost implements RepositoryHost {
 
   async updateSettings(name: string, settings: RepoSettings): Promise<RepoRecord> {
     return this.#deps.meta.updateRepoSettings(checkRepoName(name), settings);
+  }
+
+  /** Compacts a repository's packs now (`stowage repo compact`); see compact/compact.ts. */
+  async compact(name: string, opts: CompactOptions = {}): Promise<CompactResult> {
+    return new StoredRepository(await this.#record(name), this.#deps).compact(opts);
   }
 
   async #record(name: string): Promise<RepoRecord> {

@@ -32,6 +32,9 @@ import type {
 import { enumerateObjects, TAG_CHAIN_MAX, type Enumeration, type TagRef } from './walk/enumerate.js';
 import { computeShallow } from './walk/shallow.js';
 import { enumCacheKey, fromMasks, toMasks } from './walk/enum-cache.js';
+import { compactRepository, type CompactOptions, type CompactResult } from './compact/compact.js';
+import { DEFAULT_REMOVAL_GRACE_MS } from './compact/removed.js';
+import type { CompactionScheduler } from './compact/scheduler.js';
 
 /** What a StoredRepository is built from (cli/ passes the concrete backends and caches). */
 export interface StoredRepositoryDeps {
@@ -42,6 +45,10 @@ export interface StoredRepositoryDeps {
   readonly clock: () => number;
   /** Where pushed packs are spooled; defaults to the OS temp dir. */
   readonly spoolDir?: string;
+  /** Runs compactions in the background after pushes (one per repository at a time); none when absent. */
+  readonly compactor?: CompactionScheduler;
+  /** Options of those automatic compactions (grace, threads). */
+  readonly autoCompact?: CompactOptions;
 }
 
 /** One repository; cheap to create (indexes and blocks live in the shared caches). */
@@ -185,8 +192,36 @@ export class StoredRepository implements Repository {
 
   async updateRefs(txn: Transaction): Promise<TransactResult> {
     const res = await this.#deps.meta.transact(this.record.id, txn);
-    if (res.ok) this.#adopt(res.state);
+    if (res.ok) {
+      this.#adopt(res.state);
+      if ((txn.addPacks?.length ?? 0) > 0) this.#afterPush(res.state);
+    }
     return res;
+  }
+
+  /** Merges small packs (geometric; all with `full`) and deletes files of packs removed longer than the grace ago. */
+  async compact(opts: CompactOptions = {}): Promise<CompactResult> {
+    const d = this.#deps;
+    const res = await compactRepository(
+      { store: d.store, meta: d.meta, caches: d.caches, repoId: this.record.id, clock: d.clock, ...(d.spoolDir === undefined ? {} : { spoolDir: d.spoolDir }) },
+      opts,
+    );
+    this.#adopt(res.state);
+    return res;
+  }
+
+  /** Starts a background compaction when the new pack list calls for one (never waits, never throws). */
+  #afterPush(state: RepoState): void {
+    const c = this.#deps.compactor;
+    if (c === undefined) return;
+    const key = `${this.#deps.caches.blocks.storeTag(this.#deps.store)}:${this.record.id}`;
+    const opts: CompactOptions = { threads: 1, ...this.#deps.autoCompact };
+    const grace = opts.graceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    c.maybeCompact(key, state.packs, async () => {
+      const res = await this.compact(opts);
+      // Delete what this run removed once its grace has passed, even if no push comes.
+      if (res.kind === 'compacted' || res.collected.waiting.length > 0) c.later(key, grace + 30_000, () => this.compact(opts));
+    });
   }
 
   /** Takes a state if it is newer than the one held; the object db follows lazily. */
