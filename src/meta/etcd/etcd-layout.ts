@@ -25,6 +25,7 @@
  */
 import { StoreError, ValidationError } from '../../core/errors.js';
 import type { PackRecord, RefValue, RepoRecord, RepoSettings } from '../meta-store.js';
+import { PACK_SOURCES } from '../check-transaction.js';
 
 /** The format number in every JSON document written; readers refuse others. */
 export const ETCD_META_FORMAT = 1;
@@ -32,7 +33,6 @@ export const ETCD_META_FORMAT = 1;
 /** Repository ids: 32 hex from the default generator, or any safe key component. */
 export const REPO_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
-const PACK_SOURCES: ReadonlySet<string> = new Set(['receive', 'import', 'compact', 'gc']);
 const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
 
 /** The keys of one deployment (one prefix). */

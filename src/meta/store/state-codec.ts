@@ -9,6 +9,7 @@
  */
 import { StoreError, ValidationError } from '../../core/errors.js';
 import type { PackRecord, RefValue, RepoRecord, RepoSettings, RepoState } from '../meta-store.js';
+import { PACK_SOURCES } from '../check-transaction.js';
 
 /** The format number written into every document; readers refuse others. */
 export const META_FORMAT = 1;
@@ -19,7 +20,6 @@ export interface Catalog {
   readonly repos: ReadonlyMap<string, RepoRecord>;
 }
 
-const PACK_SOURCES: ReadonlySet<string> = new Set(['receive', 'import', 'compact', 'gc']);
 const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
 
 type Json = Record<string, unknown>;

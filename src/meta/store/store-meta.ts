@@ -29,6 +29,7 @@ import type {
 import { Lru } from './lru.js';
 import { type Catalog, checkSettings, decodeCatalog, decodeState, encodeCatalog, encodeState } from './state-codec.js';
 import { VersionLog, type VersionLogConfig } from './version-log.js';
+import { checkText, checkTransaction } from '../check-transaction.js';
 
 /** Lost create-only races tolerated per change before META_CONTENTION. */
 const META_ATTEMPTS = 100;
@@ -43,7 +44,6 @@ const CACHE_ENTRIES = 256;
 const CACHE_BYTES = 64 * 1024 * 1024;
 /** Repositories whose probe hints are remembered. */
 const LOGS_MAX = 10_000;
-const PACK_SOURCES: ReadonlySet<string> = new Set(['receive', 'import', 'compact', 'gc']);
 /** Repository ids: what idGenerator makes (32 hex), or any safe key component. */
 const REPO_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -303,38 +303,6 @@ export class StoreMetaStore implements MetaStore {
 
 function repoExists(name: string): ConflictError {
   return new ConflictError('REPO_EXISTS', `repository ${name} already exists`);
-}
-
-function checkText(value: unknown, what: string): void {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError('ARG_INVALID', `${what} must be a non-empty string`);
-  }
-}
-
-function checkTransaction(txn: Transaction): void {
-  const seen = new Set<string>();
-  for (const change of txn.refs ?? []) {
-    checkText(change.name, 'a ref name');
-    if (seen.has(change.name)) {
-      throw new ValidationError('REF_BAD_NAME', `ref ${change.name} appears twice in one transaction`);
-    }
-    seen.add(change.name);
-    if (change.value !== null) {
-      checkText(change.value.oid, `the new value of ${change.name}`);
-      if (change.value.peeled !== undefined) checkText(change.value.peeled, `the peeled value of ${change.name}`);
-    }
-  }
-  if (txn.setHead !== undefined) checkText(txn.setHead, 'HEAD');
-  for (const pack of txn.addPacks ?? []) {
-    checkText(pack.name, 'a pack name');
-    const counts = [pack.size, pack.objects];
-    if (!counts.every((n) => Number.isSafeInteger(n) && n >= 0) || !Number.isFinite(pack.createdMs)) {
-      throw new ValidationError('ARG_INVALID', `pack ${pack.name} has an invalid size, object count or time`);
-    }
-    if (!PACK_SOURCES.has(pack.source)) {
-      throw new ValidationError('ARG_INVALID', `pack ${pack.name} has an unknown source ${String(pack.source)}`);
-    }
-  }
 }
 
 /** The refs whose expectation fails against `state`, with their actual values. */
