@@ -23,9 +23,11 @@
  * Decoders check every field and throw StoreError('META_CORRUPT'): garbage in etcd never
  * reaches the layers above.
  */
-import { StoreError, ValidationError } from '../../core/errors.js';
-import type { PackRecord, RefValue, RepoRecord, RepoSettings } from '../meta-store.js';
-import { PACK_SOURCES } from '../check-transaction.js';
+import { StoreError } from '../../core/errors.js';
+import type { PackRecord, RefValue, RepoRecord } from '../meta-store.js';
+import { PACK_SOURCES, checkSettings, cleanSettings } from '../record-checks.js';
+
+export { checkSettings };
 
 /** The format number in every JSON document written; readers refuse others. */
 export const ETCD_META_FORMAT = 1;
@@ -33,7 +35,6 @@ export const ETCD_META_FORMAT = 1;
 /** Repository ids: 32 hex from the default generator, or any safe key component. */
 export const REPO_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
-const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
 
 /** The keys of one deployment (one prefix). */
 export class EtcdLayout {
@@ -120,33 +121,6 @@ function isText(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0;
 }
 
-/** Settings from a caller or from etcd: a clean copy, or why not. */
-function cleanSettings(value: unknown): RepoSettings | string {
-  if (!isObject(value)) return 'settings is not an object';
-  const out: { fsck?: Record<string, 'error' | 'warn' | 'ignore'>; description?: string } = {};
-  if (value['fsck'] !== undefined) {
-    const fsck = value['fsck'];
-    if (!isObject(fsck)) return 'settings.fsck is not an object';
-    const entries: [string, 'error' | 'warn' | 'ignore'][] = [];
-    for (const [id, level] of Object.entries(fsck)) {
-      if (typeof level !== 'string' || !FSCK_LEVELS.has(level)) return `settings.fsck.${id} is not error|warn|ignore`;
-      entries.push([id, level as 'error' | 'warn' | 'ignore']);
-    }
-    out.fsck = Object.fromEntries(entries);
-  }
-  if (value['description'] !== undefined) {
-    if (typeof value['description'] !== 'string') return 'settings.description is not a string';
-    out.description = value['description'];
-  }
-  return out;
-}
-
-/** Validates settings given by a caller; throws ValidationError('ARG_INVALID'). */
-export function checkSettings(settings: RepoSettings): RepoSettings {
-  const clean = cleanSettings(settings);
-  if (typeof clean === 'string') throw new ValidationError('ARG_INVALID', `invalid repository ${clean}`);
-  return clean;
-}
 
 /** A catalog entry's value. */
 export function encodeRecord(record: RepoRecord): string {

@@ -30,7 +30,7 @@ import { commitJournal, foldJournal, type JournalContext } from './journal.js';
 import { PrefixWatch } from './prefix-watch.js';
 import { RepoCache } from './repo-cache.js';
 import { lostRace, planSmall } from './small-txn.js';
-import { checkTransaction } from '../check-transaction.js';
+import { checkTransaction } from '../record-checks.js';
 import { findConflicts, planOps } from './transact-plan.js';
 
 /** Attempts of one transact before META_CONTENTION (each lost only to a concurrent change). */

@@ -7,9 +7,11 @@
  * entries as records), never objects keyed by a user-chosen name, so no name can collide
  * with a JavaScript object property such as `__proto__`.
  */
-import { StoreError, ValidationError } from '../../core/errors.js';
-import type { PackRecord, RefValue, RepoRecord, RepoSettings, RepoState } from '../meta-store.js';
-import { PACK_SOURCES } from '../check-transaction.js';
+import { StoreError } from '../../core/errors.js';
+import type { PackRecord, RefValue, RepoRecord, RepoState } from '../meta-store.js';
+import { PACK_SOURCES, checkSettings, cleanSettings } from '../record-checks.js';
+
+export { checkSettings };
 
 /** The format number written into every document; readers refuse others. */
 export const META_FORMAT = 1;
@@ -20,7 +22,6 @@ export interface Catalog {
   readonly repos: ReadonlyMap<string, RepoRecord>;
 }
 
-const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
 
 type Json = Record<string, unknown>;
 
@@ -52,32 +53,6 @@ function isText(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0;
 }
 
-/** Checks settings (from a caller or from the store); returns a clean copy or a reason. */
-function cleanSettings(value: unknown): RepoSettings | string {
-  if (!isObject(value)) return 'settings is not an object';
-  const out: { fsck?: Record<string, 'error' | 'warn' | 'ignore'>; description?: string } = {};
-  if (value.fsck !== undefined) {
-    if (!isObject(value.fsck)) return 'settings.fsck is not an object';
-    const entries: [string, 'error' | 'warn' | 'ignore'][] = [];
-    for (const [id, level] of Object.entries(value.fsck)) {
-      if (typeof level !== 'string' || !FSCK_LEVELS.has(level)) return `settings.fsck.${id} is not error|warn|ignore`;
-      entries.push([id, level as 'error' | 'warn' | 'ignore']);
-    }
-    out.fsck = Object.fromEntries(entries);
-  }
-  if (value.description !== undefined) {
-    if (typeof value.description !== 'string') return 'settings.description is not a string';
-    out.description = value.description;
-  }
-  return out;
-}
-
-/** Validates settings given by a caller; throws ValidationError('ARG_INVALID'). */
-export function checkSettings(settings: RepoSettings): RepoSettings {
-  const clean = cleanSettings(settings);
-  if (typeof clean === 'string') throw new ValidationError('ARG_INVALID', `invalid repository ${clean}`);
-  return clean;
-}
 
 /** Encodes one repository state version. */
 export function encodeState(state: RepoState, writtenMs: number): Uint8Array {

@@ -29,7 +29,7 @@ import type {
 import { Lru } from './lru.js';
 import { type Catalog, checkSettings, decodeCatalog, decodeState, encodeCatalog, encodeState } from './state-codec.js';
 import { VersionLog, type VersionLogConfig } from './version-log.js';
-import { checkText, checkTransaction } from '../check-transaction.js';
+import { checkText, checkTransaction } from '../record-checks.js';
 
 /** Lost create-only races tolerated per change before META_CONTENTION. */
 const META_ATTEMPTS = 100;

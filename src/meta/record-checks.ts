@@ -1,9 +1,9 @@
 /**
- * The shape checks every MetaStore applies to a transaction before touching storage, so all
- * implementations refuse the same malformed input with the same errors.
+ * The shape checks every MetaStore applies to what callers give it (transactions, settings) and
+ * to what it reads back, so all implementations refuse the same malformed input alike.
  */
 import { ValidationError } from '../core/errors.js';
-import type { Transaction } from './meta-store.js';
+import type { RepoSettings, Transaction } from './meta-store.js';
 
 /** Why a pack may exist (PackRecord.source). */
 export const PACK_SOURCES: ReadonlySet<string> = new Set(['receive', 'import', 'compact', 'gc']);
@@ -45,4 +45,39 @@ export function checkTransaction(txn: Transaction): void {
     }
   }
   for (const name of txn.removePacks ?? []) checkText(name, 'a pack name to remove');
+}
+
+const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Settings from a caller or from storage: a clean copy, or why not. */
+export function cleanSettings(value: unknown): RepoSettings | string {
+  if (!isPlainObject(value)) return 'settings is not an object';
+  const out: { fsck?: Record<string, 'error' | 'warn' | 'ignore'>; description?: string } = {};
+  const fsck = value['fsck'];
+  if (fsck !== undefined) {
+    if (!isPlainObject(fsck)) return 'settings.fsck is not an object';
+    const entries: [string, 'error' | 'warn' | 'ignore'][] = [];
+    for (const [id, level] of Object.entries(fsck)) {
+      if (typeof level !== 'string' || !FSCK_LEVELS.has(level)) return `settings.fsck.${id} is not error|warn|ignore`;
+      entries.push([id, level as 'error' | 'warn' | 'ignore']);
+    }
+    out.fsck = Object.fromEntries(entries);
+  }
+  const description = value['description'];
+  if (description !== undefined) {
+    if (typeof description !== 'string') return 'settings.description is not a string';
+    out.description = description;
+  }
+  return out;
+}
+
+/** Validates settings given by a caller; throws ValidationError('ARG_INVALID'). */
+export function checkSettings(settings: RepoSettings): RepoSettings {
+  const clean = cleanSettings(settings);
+  if (typeof clean === 'string') throw new ValidationError('ARG_INVALID', `invalid repository ${clean}`);
+  return clean;
 }
