@@ -205,12 +205,15 @@ export interface FinishInput {
   sizeOf(i: number): number;
   /** True when every delta base is in the pack (always, for packs ingest completes). */
   readonly selfContained: boolean;
+  /** The pack's longest delta chain, when known (written as the CHAINS section). */
+  readonly longestChain?: number;
 }
 
 /** Builds the accelerator file from the records collected for a finished pack and its idx. */
 export function finishAccel(c: AccelCollector, input: FinishInput): Uint8Array {
   const lookup = new IdxLookup(input.idx);
   const w = new AccelWriter(lookup.count, input.packChecksum, input.selfContained);
+  w.longestChain = input.longestChain;
   const ref = (raw: Uint8Array, off: number): number => {
     const p = lookup.find(raw, off);
     return p >= 0 ? p : w.extRef(raw, off);

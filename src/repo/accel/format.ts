@@ -26,6 +26,9 @@
  *                then per added entry (index in this tree's entries, tree order; only when
  *                there is a base), ref, meta
  *     6 EXT     m x 20 bytes: ids of objects outside this pack
+ *     7 CHAINS  u32: the longest delta chain in the pack (deltas between an object and the
+ *               whole object at the bottom of its chain; 0 without deltas). Optional: files
+ *               without it say nothing about chains (pack-out then checks them entry by entry)
  *   trailer: SHA-1 of everything before it
  *
  * A ref is an idx position of this pack (bit 31 clear) or, with bit 31 set, an index into EXT.
@@ -63,6 +66,7 @@ export const SECTION_BIG = 3;
 export const SECTION_RECORD = 4;
 export const SECTION_DATA = 5;
 export const SECTION_EXT = 6;
+export const SECTION_CHAINS = 7;
 
 export const FLAG_SELF_CONTAINED = 1;
 
@@ -102,6 +106,8 @@ export class AccelFile {
   readonly count: number;
   readonly selfContained: boolean;
   readonly byteLength: number;
+  /** The CHAINS section's longest delta chain; undefined when the file has none. */
+  readonly longestChain: number | undefined;
   readonly #types: Uint8Array;
   readonly #sizes: Uint32Array;
   readonly #big: Uint32Array;
@@ -123,6 +129,8 @@ export class AccelFile {
     this.#record = words(s.get(SECTION_RECORD)!);
     this.#data = words(s.get(SECTION_DATA)!);
     this.#ext = s.get(SECTION_EXT)!;
+    const chains = s.get(SECTION_CHAINS);
+    this.longestChain = chains === undefined ? undefined : words(chains)[0];
   }
 
   /**
@@ -171,6 +179,8 @@ export class AccelFile {
     if (sections.get(SECTION_BIG)!.length % 12 !== 0 || sections.get(SECTION_DATA)!.length % 4 !== 0 || sections.get(SECTION_EXT)!.length % OID_RAW_LENGTH !== 0) {
       throw corrupt('a section has a partial element');
     }
+    const chains = sections.get(SECTION_CHAINS);
+    if (chains !== undefined && chains.length !== 4) throw corrupt(`section ${SECTION_CHAINS} has ${chains.length} bytes, expected 4`);
     return new AccelFile(count, bytes.readUInt32LE(12), bytes.length, sections);
   }
 

@@ -15,6 +15,7 @@ import {
   NATIVE_LE,
   NONE,
   SECTION_BIG,
+  SECTION_CHAINS,
   SECTION_DATA,
   SECTION_ENTRY_BYTES,
   SECTION_EXT,
@@ -37,6 +38,8 @@ export class AccelWriter {
   readonly #extBytes: Uint8Array[] = [];
   readonly #checksum: ObjectId;
   readonly #flags: number;
+  /** The pack's longest delta chain (CHAINS section); not written when undefined. */
+  longestChain: number | undefined;
 
   constructor(count: number, packChecksum: ObjectId, selfContained: boolean) {
     if (!(Number.isInteger(count) && count >= 0 && count <= ACCEL_COUNT_MAX)) throw new RangeError(`invalid object count ${count}`);
@@ -127,6 +130,7 @@ export class AccelWriter {
       [SECTION_DATA, le(this.#data.subarray(0, this.#words))],
       [SECTION_EXT, Buffer.concat(this.#extBytes)],
     ];
+    if (this.longestChain !== undefined) sections.push([SECTION_CHAINS, le(Uint32Array.of(this.longestChain))]);
     let size = HEADER_BYTES + sections.length * SECTION_ENTRY_BYTES;
     const at: number[] = [];
     for (const [, bytes] of sections) {

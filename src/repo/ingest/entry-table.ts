@@ -180,3 +180,36 @@ function grow<T extends Float64Array | Uint32Array | Int32Array | Uint8Array>(fr
   to.set(from as never);
   return to;
 }
+
+/**
+ * The longest delta chain of a resolved table: for each delta, the number of deltas between it
+ * and the whole object its chain ends in (git verify-pack's "chain length"). `refBaseOf(i)` is
+ * the entry number of a ref-delta's base (or undefined); ofs bases come from the table.
+ */
+export function longestDeltaChain(t: EntryTable, refBaseOf: (i: number) => number | undefined): number {
+  const n = t.count;
+  const depth = new Int32Array(n).fill(-1);
+  const chain: number[] = [];
+  let longest = 0;
+  for (let i = 0; i < n; i++) {
+    if (depth[i] !== -1) continue;
+    let k = i;
+    let below = 0;
+    while (depth[k] === -1) {
+      if (!t.isDelta(k)) {
+        depth[k] = 0;
+        break;
+      }
+      chain.push(k);
+      const b = t.kind[k] === CODE_OFS_DELTA ? t.baseIndex[k]! : (refBaseOf(k) ?? -1);
+      // An unresolved base or a cycle (neither survives ingest) ends the chain.
+      if (b < 0 || chain.length > n) break;
+      k = b;
+    }
+    below = depth[k]! < 0 ? 0 : depth[k]!;
+    for (let c = chain.length - 1; c >= 0; c--) depth[chain[c]!] = ++below;
+    chain.length = 0;
+    if (below > longest) longest = below;
+  }
+  return longest;
+}

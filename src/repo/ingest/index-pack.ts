@@ -17,7 +17,7 @@ import { deflate } from '../../git/pack/inflate.js';
 import { PackScanner, encodePackHeader, type ScannedEntry } from '../../git/pack/scanner.js';
 import type { ProgressFn } from '../repository.js';
 import { AccelCollector, finishAccel } from '../accel/collector.js';
-import { CODE_OFS_DELTA, EntryTable, typeCode, typeName } from './entry-table.js';
+import { CODE_OFS_DELTA, EntryTable, longestDeltaChain, typeCode, typeName } from './entry-table.js';
 import { SpoolPackReader } from './pack-reader.js';
 import { ProgressThrottle } from './progress.js';
 import { DeltaResolver } from './resolve.js';
@@ -317,6 +317,10 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
       typeOf: (i) => t.type[i]!,
       sizeOf: (i) => t.objectSize[i]!,
       selfContained: true,
+      longestChain: longestDeltaChain(t, (i) => {
+        const base = refBase.get(i);
+        return base === undefined ? undefined : byOid.get(base);
+      }),
     });
     accel.clear();
   }

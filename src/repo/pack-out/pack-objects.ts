@@ -22,7 +22,7 @@ import { Chunker, DEFAULT_CHUNK_SIZE } from './chunker.js';
 import { DeltaSearch, type DeltaHints } from './delta-search.js';
 import type { AccelGraph } from '../accel/graph.js';
 import { OutWriter } from './out-writer.js';
-import { planPackOrder, streamPackOrder } from './pack-order.js';
+import { OUT_DEPTH_MAX, planPackOrder, streamPackOrder } from './pack-order.js';
 
 /** Raw entries read ahead of the writer (concurrent reads hide store latency). */
 const READ_AHEAD = 64;
@@ -57,11 +57,13 @@ export interface PackOutStats {
   wholePack: boolean;
   /** Objects sent inside verbatim runs of whole stored packs. */
   reusedPacked: number;
+  /** Stored deltas sent whole because their chain would pass git's pack.depth (50). */
+  deepChains: number;
 }
 
 /** Fresh counters. */
 export function newPackOutStats(): PackOutStats {
-  return { reusedWhole: 0, reusedDelta: 0, deltified: 0, inflated: 0, wholePack: false, reusedPacked: 0 };
+  return { reusedWhole: 0, reusedDelta: 0, deltified: 0, inflated: 0, wholePack: false, reusedPacked: 0, deepChains: 0 };
 }
 
 function isDeltaEntry(raw: RawEntry): boolean {
@@ -98,7 +100,9 @@ export async function* packObjects(
   const progress = opts.onProgress;
   const step = Math.max(PROGRESS_STEP_MIN, Math.floor(total / 100));
 
-  const planExact = plan !== undefined && plan.packs.length === 1 && plan.rest.length === 0 && plan.packed === plan.packs[0]!.pack.index.count;
+  // A whole pack goes out as it is only when its chains are known to be short enough.
+  const planExact =
+    plan !== undefined && plan.packs.length === 1 && plan.rest.length === 0 && plan.packed === plan.packs[0]!.pack.index.count && plan.packs[0]!.shallowChains;
   if (reuse && (plan === undefined || planExact)) {
     // The plan counted distinct objects per pack already: a whole pack needs no second check.
     const pack = planExact ? plan.packs[0]!.pack : exactPack(db, list);
@@ -138,6 +142,15 @@ export async function* packObjects(
       return writtenList.size + stats.reusedPacked;
     },
   };
+  /** Delta chain length in the output of objects written as deltas (absent: whole). */
+  const depthList = new Map<ObjectId, number>();
+  const depthOf = (oid: ObjectId): number => {
+    const d = depthList.get(oid);
+    if (d !== undefined || plan === undefined) return d ?? 0;
+    const loc = db.locate(oid);
+    const o = loc === undefined ? undefined : plan.byHandle.get(loc.pack);
+    return o === undefined ? 0 : o.depth[loc!.position]!;
+  };
   const waiting = new Set<ObjectId>();
   const ahead = new Map<ObjectId, Promise<RawEntry | undefined>>();
   const writer = new OutWriter(total);
@@ -171,6 +184,8 @@ export async function* packObjects(
   const deltify = async (oid: ObjectId, type: ObjectType, data: Uint8Array | undefined, edgeOnly: boolean): Promise<Uint8Array | undefined> => {
     for (const c of search!.candidates(oid, type)) {
       if (edgeOnly && c.inPack) continue;
+      const depth = c.inPack ? depthOf(c.oid) + 1 : 1;
+      if (depth > OUT_DEPTH_MAX) continue;
       const base = await db.tryReadObject(c.oid, readOpt);
       if (base === undefined || base.type !== type) continue;
       const target = data ?? (await db.readObject(oid, readOpt)).data;
@@ -181,6 +196,7 @@ export async function* packObjects(
       search!.written(oid, type, c.oid);
       typeOf.set(oid, type);
       const baseAt = written.get(c.oid);
+      depthList.set(oid, depth);
       const body = deflate(delta);
       return c.inPack && opts.ofsDelta && baseAt !== undefined
         ? writer.addRaw({ type: 'ofs-delta', size: delta.length, baseOutputOffset: baseAt }, body, oid)
@@ -206,7 +222,10 @@ export async function* packObjects(
     }
     const base = raw.baseId!;
     const baseAt = written.get(base);
-    if (baseAt !== undefined) {
+    const depth = baseAt === undefined ? 1 : depthOf(base) + 1;
+    if (depth > OUT_DEPTH_MAX) stats.deepChains++;
+    else if (baseAt !== undefined) {
+      depthList.set(oid, depth);
       stats.reusedDelta++;
       const type = typeOf.get(base);
       if (type !== undefined) typeOf.set(oid, type);
@@ -214,8 +233,8 @@ export async function* packObjects(
       return opts.ofsDelta
         ? writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseAt }, raw.compressed, oid)
         : writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
-    }
-    if (opts.thin && !inPack.has(base) && (clientHas.has(base) || opts.edges?.has(base) === true)) {
+    } else if (opts.thin && !inPack.has(base) && (clientHas.has(base) || opts.edges?.has(base) === true)) {
+      depthList.set(oid, 1);
       stats.reusedDelta++;
       return writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
     }
@@ -235,7 +254,7 @@ export async function* packObjects(
   if (plan !== undefined) {
     const first = out.take();
     if (first !== undefined) yield first;
-    const order = { verbatim: 0, rewritten: 0, whole: 0 };
+    const order = { verbatim: 0, rewritten: 0, whole: 0, deep: 0 };
     for (const o of plan.packs) {
       yield* streamPackOrder(db, o, writer, order, signal);
       stats.reusedPacked += o.count;
@@ -243,6 +262,7 @@ export async function* packObjects(
     }
     stats.reusedDelta += order.rewritten;
     stats.inflated += order.whole;
+    stats.deepChains += order.deep;
   }
   const pendingRaw = new Map<ObjectId, RawEntry>();
   for (let i = 0; i < list.length; i++) {

@@ -5,6 +5,9 @@
  * recomputed across skipped entries, ref-deltas stay as they are when their base is sent
  * (before or after them), and the rare wanted delta whose base is skipped is sent whole. Only packs whose accelerator says every delta base is inside qualify, so a copied
  * ref-delta always finds its base in the same output.
+ * Delta chains are capped at git's pack.depth default (50), as git's pack-objects does when it
+ * reuses deltas (break_delta_chains): a delta that would be deeper in the output is sent whole,
+ * so the client's index-pack never walks a longer chain (fast-import packs have longer ones).
  */
 import { crc32 } from 'node:zlib';
 import type { ObjectId } from '../../git/hash/object-id.js';
@@ -14,6 +17,10 @@ import type { ObjectDb } from '../object-db/object-db.js';
 import type { PackHandle } from '../object-db/pack-handle.js';
 import { corruptEntry } from '../object-db/entry-read.js';
 import type { OutWriter } from './out-writer.js';
+import { SEARCH_DEPTH_MAX } from './delta-search.js';
+
+/** Longest delta chain sent (git's pack.depth default). */
+export const OUT_DEPTH_MAX = SEARCH_DEPTH_MAX;
 
 /** A pack is streamed in its order when at least this fraction of its objects is wanted. */
 const WANTED_FRACTION_MIN = 0.25;
@@ -28,6 +35,10 @@ export interface OrderedPack {
   readonly count: number;
   /** Output offset of each idx position once written (-1: not written from this pack). */
   readonly outOffset: Float64Array;
+  /** Delta chain length of each idx position in the output, once written. */
+  readonly depth: Uint8Array;
+  /** True when the accelerator says no chain of the pack is longer than OUT_DEPTH_MAX. */
+  readonly shallowChains: boolean;
 }
 
 /** The packs to stream in order, and the objects left to send one by one. */
@@ -73,7 +84,15 @@ export async function planPackOrder(
   let packed = 0;
   packs.forEach((pack, k) => {
     if (!chosen[k]) return;
-    const o: OrderedPack = { pack, wanted: marks[k]!, count: distinct[k]!, outOffset: new Float64Array(pack.index.count).fill(-1) };
+    const chains = graph.files[k]?.longestChain;
+    const o: OrderedPack = {
+      pack,
+      wanted: marks[k]!,
+      count: distinct[k]!,
+      outOffset: new Float64Array(pack.index.count).fill(-1),
+      depth: new Uint8Array(pack.index.count),
+      shallowChains: chains !== undefined && chains <= OUT_DEPTH_MAX,
+    };
     ordered.push(o);
     byHandle.set(pack, o);
     packed += o.count;
@@ -97,6 +116,8 @@ export interface OrderStats {
   verbatim: number;
   rewritten: number;
   whole: number;
+  /** Of `whole`: deltas sent whole because their chain would pass OUT_DEPTH_MAX. */
+  deep: number;
 }
 
 /**
@@ -110,7 +131,7 @@ export async function* streamPackOrder(
   stats: OrderStats,
   signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  const { pack, wanted, outOffset } = o;
+  const { pack, wanted, outOffset, depth } = o;
   const index = pack.index;
   const offsets = index.offsetsSorted();
   const positions = index.positionsByOffset();
@@ -166,20 +187,30 @@ export async function* streamPackOrder(
       if (h === undefined) throw corruptEntry(pack, from, 'entry header is truncated');
       let baseOut = -1;
       let refBaseSent = false;
+      let d = 0;
       if (h.type === 'ofs-delta') {
         const bp = index.findIndexByOffset(h.baseOffset!);
         baseOut = bp < 0 ? -1 : outOffset[bp]!;
+        d = bp < 0 ? 0 : depth[bp]! + 1;
       } else if (h.type === 'ref-delta') {
         // A ref-delta may precede its base (thin bases are appended at the end of a pack):
-        // the client resolves it once the whole pack is in.
+        // the client resolves it once the whole pack is in. Such bases are whole objects.
         const bp = index.findIndex(h.baseId!);
         refBaseSent = bp >= 0 && wanted[bp] === 1;
+        d = bp >= 0 && outOffset[bp]! >= 0 ? depth[bp]! + 1 : 1;
+      }
+      const tooDeep = d > OUT_DEPTH_MAX;
+      if (tooDeep) {
+        baseOut = -1;
+        refBaseSent = false;
+        stats.deep++;
       }
       const here = writer.offset + runBytes;
       const verbatim =
         (h.type !== 'ofs-delta' && h.type !== 'ref-delta') ||
         refBaseSent ||
         (h.type === 'ofs-delta' && baseOut >= 0 && from - h.baseOffset! === here - baseOut);
+      depth[pos] = baseOut >= 0 || refBaseSent ? d : 0;
       if (verbatim) {
         // Whole objects, ref-deltas whose base is sent, ofs-deltas whose distance is unchanged.
         outOffset[pos] = here;
