@@ -7,6 +7,8 @@ export interface Measured {
   readonly peakRssBytes: number;
   /** False when the peak could not be reset before the run (then it is the process's lifetime peak). */
   readonly exactPeak: boolean;
+  /** CPU seconds of the store's own services (Swift servers, etcd) over the run, when known. */
+  readonly storeCpuSeconds?: number;
 }
 
 /** All runs of one operation on both servers. */
@@ -22,6 +24,8 @@ export interface ReportContext {
   readonly machine: string;
   readonly runs: number;
   readonly protocol: number;
+  /** The backend's name and where Stowage kept its data. */
+  readonly backend?: { readonly name: string; readonly description: string; readonly importSeconds: number };
   /** The concurrent-clients row: its name and client count, for the throughput line. */
   readonly concurrent?: { readonly name: string; readonly clients: number };
 }
@@ -44,16 +48,26 @@ function ratio(a: number, b: number): string {
 
 const MIB = 1024 * 1024;
 
+/** Median store-services CPU of the runs that have it (NaN if none). */
+function storeCpu(runs: readonly Measured[]): number {
+  return median(runs.flatMap((x) => (x.storeCpuSeconds === undefined ? [] : [x.storeCpuSeconds])));
+}
+
 /** The report as markdown. */
 export function formatReport(results: readonly OperationResult[], ctx: ReportContext): string {
   const out: string[] = [];
-  out.push('## Git: Stowage vs git daemon', '');
+  out.push(`## Git: Stowage${ctx.backend === undefined ? '' : ` on ${ctx.backend.name}`} vs git daemon`, '');
   out.push(`- Repository: ${ctx.repository}`);
+  if (ctx.backend !== undefined) {
+    out.push(`- Store: ${ctx.backend.description}; \`stowage repo import\` took ${fixed(ctx.backend.importSeconds, 2)} s`);
+  }
   out.push(`- Machine: ${ctx.machine}`);
   out.push(`- Client: stock git over git:// on 127.0.0.1, protocol.version=${ctx.protocol} (push always uses v0); median of ${ctx.runs} run(s)`);
   out.push('');
-  out.push('| operation | wall s Stowage | wall s git daemon | wall ratio | server CPU s Stowage | server CPU s git daemon | CPU ratio | peak RSS MiB Stowage | peak RSS MiB git daemon | RSS ratio |');
-  out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const withStore = results.some((r) => r.stowage.some((x) => x.storeCpuSeconds !== undefined));
+  const storeHead = withStore ? ' store services CPU s |' : '';
+  out.push(`| operation | wall s Stowage | wall s git daemon | wall ratio | server CPU s Stowage |${storeHead} server CPU s git daemon | CPU ratio | peak RSS MiB Stowage | peak RSS MiB git daemon | RSS ratio |`);
+  out.push(`| --- | ---: | ---: | ---: | ---: |${withStore ? ' ---: |' : ''} ---: | ---: | ---: | ---: | ---: |`);
   let inexact = false;
   for (const r of results) {
     const m = (side: readonly Measured[], key: 'wallSeconds' | 'cpuSeconds' | 'peakRssBytes'): number => median(side.map((x) => x[key]));
@@ -66,7 +80,7 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
     const mark = r.stowage.every((x) => x.exactPeak) ? '' : ' (lifetime)';
     inexact ||= mark !== '';
     out.push(
-      `| ${r.name} | ${fixed(sw, 2)} | ${fixed(dw, 2)} | ${ratio(sw, dw)} | ${fixed(sc, 2)} | ${fixed(dc, 2)} | ${ratio(sc, dc)} | ${fixed(sr, 1)}${mark} | ${fixed(dr, 1)} | ${ratio(sr, dr)} |`,
+      `| ${r.name} | ${fixed(sw, 2)} | ${fixed(dw, 2)} | ${ratio(sw, dw)} | ${fixed(sc, 2)} |${withStore ? ` ${fixed(storeCpu(r.stowage), 2)} |` : ''} ${fixed(dc, 2)} | ${ratio(sc, dc)} | ${fixed(sr, 1)}${mark} | ${fixed(dr, 1)} | ${ratio(sr, dr)} |`,
     );
   }
   const conc = ctx.concurrent === undefined ? undefined : results.find((r) => r.name === ctx.concurrent!.name);
@@ -86,7 +100,51 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
   out.push('- git daemon: a fresh `git daemon --export-all --enable=receive-pack` per run, serving a local bare clone, run under');
   out.push('  GNU time after its children are reaped: CPU is user+system of the daemon and every process it forked (per-connection');
   out.push('  child, upload-pack/receive-pack, pack-objects/index-pack); peak RSS is wait4\'s ru_maxrss, the largest of those processes.');
+  if (withStore) {
+    out.push('- Store services CPU: the change of utime+stime (/proc/<pid>/stat) of the Swift servers (proxy, account, container,');
+    out.push('  object) and etcd that the benchmark started, over the same run (memcached not counted). Not in the CPU ratio.');
+  }
   if (inexact) out.push('- "(lifetime)": the kernel refused to reset VmHWM, so that figure is the server\'s peak since it started.');
+  out.push('');
+  return `${out.join('\n')}\n`;
+}
+
+/** One backend's rows, for the comparison across backends. */
+export interface BackendResults {
+  readonly name: string;
+  readonly results: readonly OperationResult[];
+}
+
+/**
+ * Each remote backend against the fs backend and against git daemon (the daemon runs measured
+ * beside that backend's own runs): wall time and Stowage's CPU, medians.
+ */
+export function formatComparison(backends: readonly BackendResults[]): string {
+  const fs = backends.find((b) => b.name === 'fs');
+  const remotes = backends.filter((b) => b !== fs);
+  if (remotes.length === 0) return '';
+  const names = (backends[0]?.results ?? []).map((r) => r.name);
+  const pick = (b: BackendResults, op: string): OperationResult | undefined => b.results.find((r) => r.name === op);
+  const med = (runs: readonly Measured[] | undefined, key: 'wallSeconds' | 'cpuSeconds'): number => (runs === undefined ? Number.NaN : median(runs.map((x) => x[key])));
+  const out: string[] = ['## Git: remote stores against fs and git daemon', ''];
+  for (const key of ['wallSeconds', 'cpuSeconds'] as const) {
+    const what = key === 'wallSeconds' ? 'wall s' : 'Stowage CPU s';
+    const head = ['operation', ...backends.map((b) => `${what} ${b.name}`)];
+    if (key === 'cpuSeconds') head.push(...remotes.map((b) => `store services CPU s ${b.name}`));
+    if (fs !== undefined) head.push(...remotes.map((b) => `${b.name} / fs`));
+    head.push(...remotes.map((b) => `${b.name} / git daemon`));
+    out.push(`| ${head.join(' | ')} |`, `| --- |${' ---: |'.repeat(head.length - 1)}`);
+    for (const op of names) {
+      const cells = [op, ...backends.map((b) => fixed(med(pick(b, op)?.stowage, key), 2))];
+      if (key === 'cpuSeconds') cells.push(...remotes.map((b) => fixed(storeCpu(pick(b, op)?.stowage ?? []), 2)));
+      if (fs !== undefined) cells.push(...remotes.map((b) => ratio(med(pick(b, op)?.stowage, key), med(pick(fs, op)?.stowage, key))));
+      cells.push(...remotes.map((b) => ratio(med(pick(b, op)?.stowage, key), med(pick(b, op)?.daemon, key))));
+      out.push(`| ${cells.join(' | ')} |`);
+    }
+    out.push('');
+  }
+  out.push('"/ git daemon" divides by the git daemon runs measured beside that backend (its own table); CPU ratios count');
+  out.push("Stowage's process only, not the store services.");
   out.push('');
   return `${out.join('\n')}\n`;
 }

@@ -7,24 +7,28 @@
  *
  *   npm run bench -- [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N]
  *                    [--protocol 0|2] [--timeout S] [--keep]
+ *                    [--store URL] [--meta URL] | [--backends fs,swift,s3] [--services own|env]
  *
  * --big generates the large history of big-history.ts (25,000 commits: about 330,000 objects).
+ * --store / --meta go to every `stowage serve` and `stowage repo …` run (STOWAGE_STORE and
+ * STOWAGE_META in the environment work too). --backends runs every row on each backend in turn
+ * and prints one table per backend, then each remote backend against fs and git daemon; swift
+ * and s3 keep refs in etcd, on a Swift all-in-one and a 1-member etcd started for the run
+ * (--services own, the default) or on the ones named by STOWAGE_TEST_SWIFT / STOWAGE_TEST_ETCD
+ * (--services env).
  *
  * Everything listens on 127.0.0.1 only, every command has a time limit, and the whole run stops
- * itself after --timeout seconds (default 1800).
+ * itself after --timeout seconds (default 1800 per backend).
  */
-import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { makeHistory } from '../../test/fixtures/make-history.js';
-import { cli } from '../../test/helpers/cli.js';
 import { git, lines, type ClientProtocol } from '../../test/helpers/git.js';
-import { startServer, type StowageServer } from '../../test/helpers/server.js';
 import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
 import { makeBigHistory } from './big-history.js';
-import { TimedDaemon } from './daemon.js';
-import { cpuModel, cpuSeconds, peakRssBytes, resetPeakRss, waitChildless } from './proc-stats.js';
-import { formatReport, median, type Measured, type OperationResult } from './report.js';
+import { cpuModel } from './proc-stats.js';
+import { formatComparison, formatReport, type BackendResults } from './report.js';
+import { runRows } from './rows.js';
+import { BACKENDS, customStore, fsStore, remoteStore, RemoteServices, type BackendName, type BenchStore } from './stores.js';
 
 interface Options {
   readonly repo?: string;
@@ -35,7 +39,16 @@ interface Options {
   readonly protocol: ClientProtocol;
   readonly timeoutS: number;
   readonly keep: boolean;
+  readonly store?: string;
+  readonly meta?: string;
+  /** Undefined: one run on --store/--meta (or the environment, or the data dir). */
+  readonly backends?: readonly BackendName[];
+  readonly services: 'own' | 'env';
 }
+
+const USAGE =
+  'usage: run.js [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N] [--protocol 0|2] [--timeout S] [--keep] ' +
+  '[--store URL] [--meta URL] | [--backends fs,swift,s3] [--services own|env]';
 
 function parseArgs(argv: readonly string[]): Options {
   let repo: string | undefined;
@@ -44,8 +57,12 @@ function parseArgs(argv: readonly string[]): Options {
   let clients = 50;
   let runs = 3;
   let protocol: ClientProtocol = 2;
-  let timeoutS = 1800;
+  let timeoutS: number | undefined;
   let keep = false;
+  let store: string | undefined;
+  let meta: string | undefined;
+  let backends: BackendName[] | undefined;
+  let services: 'own' | 'env' = 'own';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const int = (min: number): number => {
@@ -53,51 +70,48 @@ function parseArgs(argv: readonly string[]): Options {
       if (!Number.isInteger(v) || v < min) throw new Error(`${arg} needs an integer >= ${min}`);
       return v;
     };
-    if (arg === '--repo') repo = resolve(argv[++i] ?? '');
+    const text = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v === '') throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--repo') repo = resolve(text());
     else if (arg === '--generate') generate = int(2);
     else if (arg === '--big') big = int(2);
-    else if (arg === '--clients') clients = int(1);
+    else if (arg === '--clients') clients = int(0);
     else if (arg === '--runs') runs = int(1);
     else if (arg === '--timeout') timeoutS = int(10);
     else if (arg === '--keep') keep = true;
-    else if (arg === '--protocol') {
+    else if (arg === '--store') store = text();
+    else if (arg === '--meta') meta = text();
+    else if (arg === '--backends') {
+      const names = text().split(',').map((n) => n.trim());
+      const bad = names.filter((n) => !(BACKENDS as readonly string[]).includes(n));
+      if (bad.length > 0 || names.length === 0) throw new Error(`--backends takes a comma-separated list of ${BACKENDS.join(', ')}; unknown: ${bad.join(', ')}`);
+      backends = [...new Set(names as BackendName[])];
+    } else if (arg === '--services') {
+      const v = text();
+      if (v !== 'own' && v !== 'env') throw new Error('--services is own or env');
+      services = v;
+    } else if (arg === '--protocol') {
       const v = int(0);
       if (v !== 0 && v !== 1 && v !== 2) throw new Error('--protocol is 0, 1 or 2');
       protocol = v;
-    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N] [--protocol 0|2] [--timeout S] [--keep]`);
+    } else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
-  return { ...(repo === undefined ? {} : { repo }), ...(big === undefined ? {} : { big }), generate, clients, runs, protocol, timeoutS, keep };
+  if (backends !== undefined && (store !== undefined || meta !== undefined)) throw new Error('--backends chooses the stores itself: give either --backends or --store/--meta');
+  return {
+    ...(repo === undefined ? {} : { repo }),
+    ...(big === undefined ? {} : { big }),
+    ...(store === undefined ? {} : { store }),
+    ...(meta === undefined ? {} : { meta }),
+    ...(backends === undefined ? {} : { backends }),
+    generate, clients, runs, protocol, timeoutS: timeoutS ?? 1800 * (backends?.length ?? 1), keep, services,
+  };
 }
 
 function progress(text: string): void {
   process.stderr.write(`bench: ${text}\n`);
-}
-
-/** Runs op against the long-running Stowage server: wall, CPU and peak RSS of that run alone. */
-async function measureStowage(server: StowageServer, op: () => Promise<void>): Promise<Measured> {
-  const pid = server.pid;
-  const exactPeak = resetPeakRss(pid);
-  const cpu0 = cpuSeconds(pid) ?? 0;
-  const t0 = performance.now();
-  await op();
-  const wall = (performance.now() - t0) / 1000;
-  await waitChildless(pid, 10_000);
-  return { wallSeconds: wall, cpuSeconds: (cpuSeconds(pid) ?? cpu0) - cpu0, peakRssBytes: peakRssBytes(pid) ?? 0, exactPeak };
-}
-
-/** Runs op against a fresh git daemon (under GNU time) serving base. */
-async function measureDaemon(base: string, scratch: string, label: string, op: (url: string) => Promise<void>): Promise<Measured> {
-  const daemon = await TimedDaemon.start(base, scratch, label);
-  try {
-    const t0 = performance.now();
-    await op(daemon.url);
-    const wall = (performance.now() - t0) / 1000;
-    const cost = await daemon.stop();
-    return { wallSeconds: wall, ...cost, exactPeak: true };
-  } catch (err) {
-    daemon.kill();
-    throw err;
-  }
 }
 
 async function describeRepo(path: string): Promise<string> {
@@ -109,159 +123,78 @@ async function describeRepo(path: string): Promise<string> {
   return `${commits} commits, ${objects} objects, ${branches} branches, ${tags} tags`;
 }
 
+/** The source repository: given, or generated under work. */
+async function prepareSource(opts: Options, work: string): Promise<{ source: string; origin: string }> {
+  if (opts.repo !== undefined) {
+    const bare = (await git(['--git-dir', opts.repo, 'rev-parse', '--is-bare-repository'])).stdout.trim();
+    if (bare !== 'true') throw new Error(`${opts.repo} is not a bare repository`);
+    return { source: opts.repo, origin: `\`${opts.repo}\`` };
+  }
+  const source = join(work, 'source.git');
+  if (opts.big !== undefined) {
+    progress(`generating the big history: ${opts.big} commits`);
+    await makeBigHistory(source, { commits: opts.big });
+    return { source, origin: `generated (\`--big ${opts.big}\`)` };
+  }
+  const branches = Math.min(200, Math.max(1, Math.floor(opts.generate / 10)));
+  progress(`generating ${opts.generate} commits, ${branches} branches`);
+  await makeHistory(source, { commits: opts.generate, branches });
+  return { source, origin: `generated (\`--generate ${opts.generate}\`)` };
+}
+
+/** Services started for the run, stopped by the time limit too. */
+let services: RemoteServices | undefined;
+
 async function main(opts: Options): Promise<void> {
   const work = await makeTempDir('stowage-bench-');
-  const cleanups: Array<() => Promise<unknown>> = [];
   try {
-    let source = opts.repo;
-    let origin = source === undefined ? '' : `\`${source}\``;
-    if (source === undefined && opts.big !== undefined) {
-      source = join(work, 'source.git');
-      progress(`generating the big history: ${opts.big} commits`);
-      await makeBigHistory(source, { commits: opts.big });
-      origin = `generated (\`--big ${opts.big}\`)`;
-    } else if (source === undefined) {
-      source = join(work, 'source.git');
-      const branches = Math.min(200, Math.max(1, Math.floor(opts.generate / 10)));
-      progress(`generating ${opts.generate} commits, ${branches} branches`);
-      await makeHistory(source, { commits: opts.generate, branches });
-      origin = `generated (\`--generate ${opts.generate}\`)`;
-    } else {
-      const bare = (await git(['--git-dir', source, 'rev-parse', '--is-bare-repository'])).stdout.trim();
-      if (bare !== 'true') throw new Error(`${source} is not a bare repository`);
-    }
+    const { source, origin } = await prepareSource(opts, work);
     const summary = await describeRepo(source);
     progress(`repository: ${summary}`);
-    const g = (args: readonly string[], timeoutMs = 1_800_000): Promise<unknown> => git(args, { protocolVersion: opts.protocol, timeoutMs });
-
-    // Stowage: import into a fresh data dir, serve
-    const dataDir = join(work, 'stowage-data');
-    progress('importing into Stowage');
-    await cli(['repo', 'import', 'bench', source], { dataDir, timeoutMs: 1_800_000 });
-    const server = await startServer({ dataDir });
-    cleanups.push(() => server.stop());
-    const stowageUrl = (name: string): string => `${server.gitUrl}/${name}`;
-    // git daemon: a local bare clone under its base path
-    const base = join(work, 'daemon');
-    await g(['clone', '--quiet', '--mirror', source, join(base, 'bench.git')]);
-
-    const results: OperationResult[] = [];
-    const runBoth = async (
-      name: string,
-      prepare: (side: 'stowage' | 'daemon', run: number) => Promise<void>,
-      op: (url: (repo: string) => string, side: 'stowage' | 'daemon', run: number) => Promise<void>,
-    ): Promise<void> => {
-      const stowage: Measured[] = [];
-      const daemon: Measured[] = [];
-      for (let run = 0; run < opts.runs; run++) {
-        progress(`${name}: run ${run + 1}/${opts.runs}`);
-        await prepare('stowage', run);
-        stowage.push(await measureStowage(server, () => op(stowageUrl, 'stowage', run)));
-        await prepare('daemon', run);
-        daemon.push(await measureDaemon(base, work, `${name.replace(/\W+/g, '-')}-${run}`, (url) => op((repo) => `${url}/${repo}`, 'daemon', run)));
-      }
-      results.push({ name, stowage, daemon });
-      // Each row as soon as it is measured, so a run stopped by its time limit still reports.
-      const med = (xs: readonly Measured[], k: 'wallSeconds' | 'cpuSeconds' | 'peakRssBytes'): number => median(xs.map((x) => x[k]));
-      progress(
-        `${name}: wall ${med(stowage, 'wallSeconds').toFixed(2)} s vs ${med(daemon, 'wallSeconds').toFixed(2)} s, ` +
-          `CPU ${med(stowage, 'cpuSeconds').toFixed(2)} s vs ${med(daemon, 'cpuSeconds').toFixed(2)} s, ` +
-          `RSS ${(med(stowage, 'peakRssBytes') / 1048576).toFixed(0)} MiB vs ${(med(daemon, 'peakRssBytes') / 1048576).toFixed(0)} MiB`,
-      );
-    };
-
-    await runBoth(
-      'full clone (`clone --mirror`)',
-      async () => undefined,
-      async (url, side, run) => {
-        const dst = join(work, `clone-${side}-${run}.git`);
-        await g(['clone', '--quiet', '--mirror', url('bench'), dst]);
-        await rm(dst, { recursive: true, force: true });
-      },
-    );
-    await runBoth(
-      'mirror push into an empty repository',
-      async (side, run) => {
-        if (side === 'stowage') await cli(['repo', 'create', `push-${run}`], { dataDir });
-        else await g(['init', '--quiet', '--bare', join(base, `push-${run}.git`)]);
-      },
-      async (url, _side, run) => {
-        await g(['--git-dir', source, 'push', '--quiet', '--mirror', url(`push-${run}`)]);
-      },
-    );
-    // one-commit fetch: both fetchers start from the source's objects; each run a pusher adds one
-    // commit to master (not measured), then the fetcher fetches it (measured)
-    const pusher = join(work, 'pusher');
-    await g(['clone', '--quiet', source, pusher]);
-    for (const side of ['stowage', 'daemon']) {
-      const fetcher = join(work, `fetcher-${side}.git`);
-      await g(['init', '--quiet', '--bare', fetcher]);
-      await g(['--git-dir', fetcher, 'fetch', '--quiet', source, '+refs/heads/*:refs/remotes/origin/*']);
+    const names = opts.backends ?? ['custom'];
+    if (names.some((n) => n === 'swift' || n === 's3')) {
+      progress(opts.services === 'own' ? 'starting a Swift AIO and a 1-member etcd' : 'using the Swift AIO and etcd of STOWAGE_TEST_SWIFT / STOWAGE_TEST_ETCD');
+      services = opts.services === 'own' ? await RemoteServices.start() : RemoteServices.fromEnv();
     }
-    await runBoth(
-      'one-commit fetch',
-      async (side, run) => {
-        const file = join(pusher, `bench-${side}-${run}.txt`);
-        await writeFile(file, `one more commit ${side} ${run}\n`);
-        await git(['-C', pusher, 'add', '.']);
-        await git(['-C', pusher, 'commit', '--quiet', '-m', `bench ${side} ${run}`]);
-        const target = side === 'stowage' ? stowageUrl('bench') : join(base, 'bench.git');
-        await g(['-C', pusher, 'push', '--quiet', target, 'HEAD:refs/heads/master']);
-      },
-      async (url, side) => {
-        await g(['--git-dir', join(work, `fetcher-${side}.git`), 'fetch', '--quiet', url('bench'), '+refs/heads/*:refs/remotes/origin/*']);
-      },
-    );
-
-    // Concurrent clients: each has its own small repository borrowing the fetcher's objects
-    // (alternates) and refs; per run a pusher adds one commit (not measured), then all clients
-    // run ls-remote and fetch it at once. Every command has a time limit.
-    const clients = opts.clients;
-    for (const side of ['stowage', 'daemon']) {
-      const baseRepo = join(work, `fetcher-${side}.git`);
-      await g(['--git-dir', baseRepo, 'pack-refs', '--all']);
-      for (let i = 0; i < clients; i++) {
-        const dir = join(work, `client-${side}-${i}.git`);
-        await g(['init', '--quiet', '--bare', dir]);
-        await writeFile(join(dir, 'objects', 'info', 'alternates'), `${join(baseRepo, 'objects')}\n`);
-        await copyFile(join(baseRepo, 'packed-refs'), join(dir, 'packed-refs'));
-      }
-    }
-    const concurrentName = `${clients} concurrent clients (ls-remote + one-commit fetch)`;
-    await runBoth(
-      concurrentName,
-      async (side, run) => {
-        const file = join(pusher, `bench-conc-${side}-${run}.txt`);
-        await writeFile(file, `one more commit for the clients ${side} ${run}\n`);
-        await git(['-C', pusher, 'add', '.']);
-        await git(['-C', pusher, 'commit', '--quiet', '-m', `bench clients ${side} ${run}`]);
-        const target = side === 'stowage' ? stowageUrl('bench') : join(base, 'bench.git');
-        await g(['-C', pusher, 'push', '--quiet', target, 'HEAD:refs/heads/master']);
-      },
-      async (url, side) => {
-        const limit = { protocolVersion: opts.protocol, timeoutMs: 300_000 };
-        await Promise.all(
-          Array.from({ length: clients }, async (_, i) => {
-            const dir = join(work, `client-${side}-${i}.git`);
-            await git(['--git-dir', dir, 'ls-remote', url('bench')], limit);
-            await git(['--git-dir', dir, 'fetch', '--quiet', url('bench'), '+refs/heads/*:refs/remotes/origin/*'], limit);
+    const gitVersion = (await git(['--version'])).stdout.trim();
+    const all: BackendResults[] = [];
+    for (const name of names) {
+      const dir = join(work, `backend-${name}`);
+      let store: BenchStore;
+      if (name === 'fs') store = fsStore(join(dir, 'stowage-data'));
+      else if (name === 'custom') store = customStore(opts.store, opts.meta);
+      else store = await remoteStore(name, services as RemoteServices);
+      // One backend's failure is reported; the others still run.
+      try {
+        const storeCpu = services?.owned === true && name !== 'fs' && name !== 'custom' ? () => services?.cpuSeconds() : undefined;
+        const rows = await runRows({
+          source, work: dir, store, runs: opts.runs, clients: opts.clients, protocol: opts.protocol, progress,
+          ...(storeCpu === undefined ? {} : { storeCpu }),
+        });
+        all.push({ name, results: rows.results });
+        process.stdout.write(
+          formatReport(rows.results, {
+            repository: `${origin}: ${summary}`,
+            machine: `${cpuModel()}; ${gitVersion}; node ${process.version}`,
+            runs: opts.runs,
+            protocol: opts.protocol,
+            ...(opts.backends === undefined && opts.store === undefined && process.env['STOWAGE_STORE'] === undefined
+              ? {}
+              : { backend: { name, description: store.description, importSeconds: rows.importSeconds } }),
+            ...(opts.clients > 0 ? { concurrent: { name: rows.concurrentName, clients: opts.clients } } : {}),
           }),
         );
-      },
-    );
-
-    const gitVersion = (await git(['--version'])).stdout.trim();
-    process.stdout.write(
-      formatReport(results, {
-        repository: `${origin}: ${summary}`,
-        machine: `${cpuModel()}; ${gitVersion}; node ${process.version}`,
-        runs: opts.runs,
-        protocol: opts.protocol,
-        ...(clients > 0 ? { concurrent: { name: concurrentName, clients } } : {}),
-      }),
-    );
+      } catch (err) {
+        progress(`${name}: failed, no table for this backend: ${(err as Error).stack ?? String(err)}`);
+        process.exitCode = 1;
+      } finally {
+        await store.cleanup().catch((err: unknown) => progress(`${name}: cleanup failed: ${String(err)}`));
+        if (!opts.keep) await removeTempDir(dir).catch(() => undefined);
+      }
+    }
+    if (all.length > 1) process.stdout.write(formatComparison(all));
   } finally {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await services?.stop();
     if (opts.keep) progress(`kept ${work}`);
     else await removeTempDir(work);
   }
@@ -277,7 +210,9 @@ const opts = (() => {
 })();
 const limit = setTimeout(() => {
   process.stderr.write(`bench: stopped after the ${opts.timeoutS} s time limit\n`);
-  process.exit(1);
+  // the exit hooks kill every child; this also removes the services' directories
+  const stopped = services?.stop() ?? Promise.resolve();
+  void Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]).finally(() => process.exit(1));
 }, opts.timeoutS * 1000);
 try {
   await main(opts);

@@ -24,23 +24,20 @@ export const VOLUME_NAME_MAX = 64;
 export const BLOCK_SIZE_MIN = 4096;
 export const BLOCK_SIZE_MAX = 32 * 1024 * 1024;
 /**
- * Default block size: 256 KiB, chosen by measurement through StoreVolume on the fs store
- * (1 GiB volume, 64 MiB cache; 256 MiB sequential 1 MiB writes + flush, then reads from a
- * fresh provider; 2000 random 4 KiB writes + flush and reads, 32 in flight):
- *   block   seq write  seq read  rand 4K write  rand 4K read
- *   64 KiB   84 MiB/s  309 MiB/s   1108 IOPS      5104 IOPS
- *   256 KiB 196 MiB/s  520 MiB/s    613 IOPS      3708 IOPS
- *   1 MiB   301 MiB/s  636 MiB/s    214 IOPS      1324 IOPS
- *   4 MiB   256 MiB/s  843 MiB/s     63 IOPS       686 IOPS
- * Small blocks pay per-object costs (open, fsync, rename) on sequential I/O; large blocks pay
- * read-modify-write and read amplification on random I/O. 256 KiB has the best product of the
- * two on both reads and writes; 1 MiB suits high-latency remote stores better (set it with
- * --block-size), and 64 KiB (swiftnbd's layout) stays selectable.
- * Those figures are of block format 1 with an fsync per put. Format 2 (per-sector checks) and
- * deferred durability change the trade-off: a random 4 KiB read now costs one 4 KiB ranged
- * read whatever the block size, and a small write costs one merge of its block per upload, so
- * only random-write amplification and per-object costs remain; the default stays 256 KiB until
- * re-measured on a quiet machine (the shared one gave noise of 2x between runs).
+ * Default block size: 256 KiB, re-measured with block format 2 and deferred durability against
+ * nbdkit's file plugin (`npm run bench:nbd -- --block-size SIZE`: 1 GiB image, fs store, 256 MiB
+ * cache; sizes interleaved run by run on a shared 2-core machine at load 5-15). Stowage / nbdkit,
+ * median (each run's ratio):
+ *   block    copy in             copy out            fio 4K randread     fio 4K randwrite
+ *   64 KiB   0.24 (.20 .28)      0.20 (.21 .19)      0.78 (.71 .85)      0.16 (.15 .16)
+ *   256 KiB  0.36 (.36 .45 .30)  0.30 (.32 .30 .30)  0.64 (.53 .64 .66)  0.16 (.16 .10 .19)
+ *   1 MiB    0.25 (.34 .25 .24)  0.34 (.38 .34 .31)  0.71 (.78 .71 .44)  0.07 (.07 .04 .11)
+ *   4 MiB    0.13                0.31                0.60                0.09
+ * A random 4 KiB read is one ranged read at any size. Copies are bound by per-object upload
+ * costs (a file and a rename per block, an fsync of each at FLUSH), which 1 MiB lowers 1.2-1.4x
+ * in MiB/s at moderate load but not at high load. A random write re-uploads its whole block, so
+ * 1 MiB and up lose half or more of the random writes. 256 KiB is best or close on every row;
+ * 64 KiB (swiftnbd's layout) and 1 MiB (fewer objects on remote stores) stay selectable.
  */
 export const DEFAULT_BLOCK_SIZE = 256 * 1024;
 /** The largest volume: block indexes must stay exact doubles, and 2^53 bytes is plenty. */
