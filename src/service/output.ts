@@ -3,7 +3,7 @@
  * callbacks write without awaiting, so order is kept here), a record of whether anything
  * was sent (errors before that are thrown for the frontend to map), and side-band framing.
  */
-import { encodeSideband, SIDEBAND_64K_MAX, SIDEBAND_MAX } from '../git/pktline/sideband.js';
+import { encodeSideband, frameSideband, SIDEBAND_64K_MAX, SIDEBAND_MAX } from '../git/pktline/sideband.js';
 import { encodePktLine } from '../git/pktline/encode.js';
 import { frameLines, type OutLine } from '../git/protocol/lines.js';
 import type { ByteSink } from './git-service.js';
@@ -83,24 +83,22 @@ export class SidebandWriter {
     if (mode !== 'none') out.streaming = true;
   }
 
-  /** Pack data: band 1, or raw bytes without side-band. Small chunks are gathered first. */
+  /** Pack data: band 1, or raw bytes without side-band. Small chunks are gathered first (not copied). */
   async data(chunk: Uint8Array): Promise<void> {
-    if (chunk.length >= COALESCE_BYTES && this.pendingBytes === 0) {
-      await this.out.write(this.frame(chunk));
-      return;
-    }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes >= COALESCE_BYTES) await this.flushData();
   }
 
-  /** Writes gathered pack data. */
+  /** Writes gathered pack data: packet headers and views of the chunks, in order, no copy. */
   async flushData(): Promise<void> {
     if (this.pendingBytes === 0) return;
-    const joined = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : Buffer.concat(this.pending, this.pendingBytes);
+    const parts = this.mode === 'none' ? this.pending : frameSideband(1, this.pending, this.max);
     this.pending = [];
     this.pendingBytes = 0;
-    await this.out.write(this.frame(joined));
+    // One awaited write: a failure of an earlier one fails this one too (ServiceOutput.write).
+    for (let i = 0; i < parts.length - 1; i++) this.out.post(parts[i]!);
+    await this.out.write(parts[parts.length - 1]!);
   }
 
   /** Progress text on band 2 (dropped without side-band or when progress is off). Not awaited. */
@@ -135,9 +133,6 @@ export class SidebandWriter {
     await this.out.write(this.mode === 'none' ? pkts : encodeSideband(1, pkts, this.max));
   }
 
-  private frame(chunk: Uint8Array): Uint8Array {
-    return this.mode === 'none' ? chunk : encodeSideband(1, chunk, this.max);
-  }
 }
 
 const KEEPALIVE_1 = Buffer.from('0005\x01', 'latin1');

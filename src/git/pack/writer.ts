@@ -1,6 +1,7 @@
 /**
  * Sans-I/O pack writer: the caller emits the returned bytes in order; the writer
- * tracks offsets, CRC32s and the running SHA-1 for the trailer.
+ * tracks offsets, CRC32s and the running SHA-1 for the trailer. Also the writer of outgoing
+ * packs (repo/pack-out), which adds verbatim runs of stored entries.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
@@ -22,7 +23,40 @@ export interface RawEntryHeader {
   readonly baseId?: ObjectId;
 }
 
-/** Writes one pack of a known object count. */
+/** One entry as two pieces, emitted in order: its header, then its (compressed) body. */
+export type EntryParts = readonly [head: Uint8Array, body: Uint8Array];
+
+/**
+ * The header addRaw gives a stored entry written at `entryOffset` of the output: for an
+ * ofs-delta the distance back to its base, which must be an earlier entry (gitformat-pack).
+ * RangeError if the base is not, or a ref-delta has no base id.
+ */
+export function encodeRawEntryHeader(header: RawEntryHeader, entryOffset: number): Uint8Array {
+  if (header.type === 'ofs-delta') {
+    const base = header.baseOutputOffset;
+    if (base === undefined || base < PACK_HEADER_LENGTH || base >= entryOffset) {
+      throw new RangeError(`ofs-delta base offset ${String(base)} is not an earlier entry of this pack`);
+    }
+    return encodeEntryHeader('ofs-delta', header.size, { distance: entryOffset - base });
+  }
+  if (header.type === 'ref-delta') {
+    if (header.baseId === undefined) throw new RangeError('ref-delta entry needs baseId');
+    return encodeEntryHeader('ref-delta', header.size, { id: header.baseId });
+  }
+  return encodeEntryHeader(header.type, header.size);
+}
+
+function joinEntry([head, body]: EntryParts): Uint8Array {
+  const bytes = Buffer.allocUnsafe(head.length + body.length);
+  bytes.set(head, 0);
+  bytes.set(body, head.length);
+  return bytes;
+}
+
+/**
+ * Writes one pack of a known object count. The add*Parts methods return an entry's header
+ * and body separately, so a streaming caller never copies a body to join them.
+ */
 export class PackWriter {
   readonly #count: number;
   readonly #hash: Hash = createHash('sha1');
@@ -57,9 +91,12 @@ export class PackWriter {
 
   /** A whole object, deflated at `level`; returns the entry's bytes. `oid` is recorded for entries(). */
   addObject(type: ObjectType, data: Uint8Array, level?: number, oid?: ObjectId): Uint8Array {
-    const head = encodeEntryHeader(type, data.length);
-    const body = deflate(data, level);
-    return this.#entry(head, body, oid);
+    return joinEntry(this.addObjectParts(type, data, level, oid));
+  }
+
+  /** addObject without joining: the entry's header and its deflated body, to emit in order. */
+  addObjectParts(type: ObjectType, data: Uint8Array, level?: number, oid?: ObjectId): EntryParts {
+    return this.#entry(encodeEntryHeader(type, data.length), deflate(data, level), oid);
   }
 
   /**
@@ -67,20 +104,22 @@ export class PackWriter {
    * base must already be written to this output at `baseOutputOffset`.
    */
   addRaw(header: RawEntryHeader, compressed: Uint8Array, oid?: ObjectId): Uint8Array {
-    let head: Uint8Array;
-    if (header.type === 'ofs-delta') {
-      const base = header.baseOutputOffset;
-      if (base === undefined || base < PACK_HEADER_LENGTH || base >= this.#offset) {
-        throw new RangeError(`ofs-delta base offset ${String(base)} is not an earlier entry of this pack`);
-      }
-      head = encodeEntryHeader('ofs-delta', header.size, { distance: this.#offset - base });
-    } else if (header.type === 'ref-delta') {
-      if (header.baseId === undefined) throw new RangeError('ref-delta entry needs baseId');
-      head = encodeEntryHeader('ref-delta', header.size, { id: header.baseId });
-    } else {
-      head = encodeEntryHeader(header.type, header.size);
-    }
-    return this.#entry(head, compressed, oid);
+    return joinEntry(this.addRawParts(header, compressed, oid));
+  }
+
+  /** addRaw without joining: the new header and `compressed` itself (not copied), to emit in order. */
+  addRawParts(header: RawEntryHeader, compressed: Uint8Array, oid?: ObjectId): EntryParts {
+    return this.#entry(encodeRawEntryHeader(header, this.#offset), compressed, oid);
+  }
+
+  /**
+   * `entries` whole entries copied as they are from another pack, in one piece (a run whose
+   * ofs-delta distances stay valid because it stays contiguous). They get no entries() record.
+   */
+  addVerbatim(bytes: Uint8Array, entries: number): Uint8Array {
+    this.#checkRoom(entries);
+    this.#written += entries;
+    return this.#emit(bytes);
   }
 
   /** The (oid, offset, crc32) of every entry added with an oid, for encodeIdx. */
@@ -101,17 +140,17 @@ export class PackWriter {
     return digest;
   }
 
-  #entry(head: Uint8Array, body: Uint8Array, oid: ObjectId | undefined): Uint8Array {
+  #checkRoom(entries: number): void {
     if (this.#offset === 0) throw new Error('PackWriter: call header() before adding entries');
     if (this.#checksum !== undefined) throw new Error('PackWriter: entry added after finish()');
-    if (this.#written >= this.#count) throw new Error(`pack header says ${this.#count} objects; no room for more`);
-    const bytes = Buffer.allocUnsafe(head.length + body.length);
-    bytes.set(head, 0);
-    bytes.set(body, head.length);
-    const offset = this.#offset;
-    if (oid !== undefined) this.#entries.push({ oid, offset, crc32: crc32(bytes) });
+    if (this.#written + entries > this.#count) throw new Error(`pack header says ${this.#count} objects; no room for more`);
+  }
+
+  #entry(head: Uint8Array, body: Uint8Array, oid: ObjectId | undefined): EntryParts {
+    this.#checkRoom(1);
+    if (oid !== undefined) this.#entries.push({ oid, offset: this.#offset, crc32: crc32(body, crc32(head)) });
     this.#written++;
-    return this.#emit(bytes);
+    return [this.#emit(head), this.#emit(body)];
   }
 
   #emit(bytes: Uint8Array): Uint8Array {

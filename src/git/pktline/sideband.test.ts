@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { LimitError, ProtocolError, ValidationError } from '../../core/errors.js';
 import { decodePktLines } from './decode.js';
 import { FLUSH_PKT, encodePktLine } from './encode.js';
-import { SIDEBAND_64K_MAX, SIDEBAND_MAX, decodeSidebandPayload, decodeSidebandStream, encodeSideband } from './sideband.js';
+import { SIDEBAND_64K_MAX, SIDEBAND_MAX, decodeSidebandPayload, decodeSidebandStream, encodeSideband, frameSideband } from './sideband.js';
 
 describe('sideband', () => {
   test('the maximum payloads fill a pkt-line of 65520 / 1000 bytes', () => {
@@ -27,6 +27,30 @@ describe('sideband', () => {
         assert.equal(stream.flushed, true);
       }),
     );
+  });
+
+  test('frameSideband gives the bytes of encodeSideband for any split of the data, without copying it', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 700 }), { maxLength: 8 }),
+        fc.integer({ min: 1, max: 1200 }),
+        fc.constantFrom<1 | 2 | 3>(1, 2, 3),
+        (parts, max, band) => {
+          const framed = frameSideband(band, parts, max);
+          assert.deepEqual(Buffer.concat(framed), Buffer.from(encodeSideband(band, Buffer.concat(parts), max)));
+          const inputs = new Set<ArrayBufferLike>(parts.map((p) => p.buffer));
+          const views = framed.filter((f) => inputs.has(f.buffer));
+          assert.equal(
+            views.reduce((n, v) => n + v.length, 0),
+            parts.reduce((n, p) => n + p.length, 0),
+            'every data byte is a view of the input',
+          );
+        },
+      ),
+    );
+    assert.throws(() => frameSideband(1, [new Uint8Array(1)], SIDEBAND_64K_MAX + 1), (e: unknown) => e instanceof LimitError);
+    assert.throws(() => frameSideband(1, [new Uint8Array(1)], 0), (e: unknown) => e instanceof ValidationError);
+    assert.deepEqual(frameSideband(1, [new Uint8Array(0)], 10), []);
   });
 
   test('demultiplexes interleaved bands', () => {

@@ -20,12 +20,7 @@ export type SidebandBand = 1 | 2 | 3;
  * maxPayload exceeds SIDEBAND_64K_MAX.
  */
 export function encodeSideband(band: SidebandBand, data: Uint8Array, maxPayload: number): Uint8Array {
-  if (!Number.isInteger(maxPayload) || maxPayload < 1) {
-    throw new ValidationError('ARG_INVALID', `side-band packet size must be a positive integer, got ${maxPayload}`);
-  }
-  if (maxPayload > SIDEBAND_64K_MAX) {
-    throw new LimitError('PKT_TOO_LONG', `side-band packet size ${maxPayload} exceeds ${SIDEBAND_64K_MAX}`);
-  }
+  checkPayloadSize(maxPayload);
   const packets = Math.ceil(data.length / maxPayload);
   const out = Buffer.allocUnsafe(data.length + packets * 5);
   let src = 0;
@@ -39,6 +34,50 @@ export function encodeSideband(band: SidebandBand, data: Uint8Array, maxPayload:
     dst += n + 5;
   }
   return out;
+}
+
+/**
+ * Frames `parts` (one run of data, in order) on `band` like encodeSideband, without copying
+ * the data: the result interleaves each packet's 5-byte header (length and band; all headers
+ * share one small buffer) with views of `parts`, to be written in order. The parts must not
+ * change until written. Same limits and errors as encodeSideband.
+ */
+export function frameSideband(band: SidebandBand, parts: readonly Uint8Array[], maxPayload: number): Uint8Array[] {
+  checkPayloadSize(maxPayload);
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const packets = Math.ceil(total / maxPayload);
+  const heads = Buffer.allocUnsafe(packets * 5);
+  const out: Uint8Array[] = [];
+  let left = 0;
+  let h = 0;
+  for (const p of parts) {
+    let src = 0;
+    while (src < p.length) {
+      if (left === 0) {
+        left = Math.min(maxPayload, total);
+        total -= left;
+        writePktLength(heads, h, left + 5);
+        heads[h + 4] = band;
+        out.push(heads.subarray(h, h + 5));
+        h += 5;
+      }
+      const n = Math.min(left, p.length - src);
+      out.push(n === p.length ? p : p.subarray(src, src + n));
+      src += n;
+      left -= n;
+    }
+  }
+  return out;
+}
+
+function checkPayloadSize(maxPayload: number): void {
+  if (!Number.isInteger(maxPayload) || maxPayload < 1) {
+    throw new ValidationError('ARG_INVALID', `side-band packet size must be a positive integer, got ${maxPayload}`);
+  }
+  if (maxPayload > SIDEBAND_64K_MAX) {
+    throw new LimitError('PKT_TOO_LONG', `side-band packet size ${maxPayload} exceeds ${SIDEBAND_64K_MAX}`);
+  }
 }
 
 /** One side-band packet split into band and data; throws ProtocolError('PKT_UNEXPECTED') for a bad band. */

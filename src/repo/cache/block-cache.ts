@@ -2,7 +2,10 @@
  * Ranged reads of immutable store objects (packs) through a cache of aligned blocks.
  * Concurrent readers of one block share one in-flight `get`; neighbouring missing blocks
  * are fetched with one ranged `get`. Only immutable, content-named keys may be read here:
- * a block is never revalidated.
+ * a block is never revalidated. Fetches in flight hold at most a quarter of the cache's size
+ * (or one run when that is smaller): many concurrent readers of scattered blocks (a pack
+ * written in an order far from the one it is read in) wait for room instead of holding
+ * block after block in memory beyond the cache's budget.
  */
 import { ValidationError } from '../../core/errors.js';
 import type { ObjectStore } from '../../storage/object-store.js';
@@ -17,6 +20,8 @@ const CACHED_READ_BLOCKS_MAX = 8;
 const READAHEAD_BLOCKS = 2;
 /** Keys whose last missed block is remembered for sequential detection. */
 const SEQUENCE_KEYS_MAX = 256;
+/** Bytes of fetches in flight, as a fraction of the cache's size. */
+const INFLIGHT_FRACTION = 0.25;
 
 /** Options of a BlockCache. */
 export interface BlockCacheOptions {
@@ -38,6 +43,11 @@ export class BlockCache {
   readonly #storeIds = new WeakMap<ObjectStore, number>();
   /** Last block fetched per key (insertion-ordered, bounded): a miss right after it is sequential. */
   readonly #lastMiss = new Map<string, number>();
+  readonly #inflightMax: number;
+  #inflightBytes = 0;
+  /** Fetches waiting for room in flight, first come first served. */
+  readonly #waiting: { readonly bytes: number; readonly start: () => void }[] = [];
+  #inflightWaits = 0;
   #nextStoreId = 1;
   #bypassReads = 0;
   #readAheads = 0;
@@ -48,6 +58,7 @@ export class BlockCache {
     // A block may be as large as a quarter of the cache so that small caches still work.
     this.#lru = new ByteLru({ maxBytes: opts.maxBytes, sizeOf: (v) => v.byteLength + 96 });
     this.#fixedBlockSize = opts.blockSize === undefined ? undefined : clampBlockSize(opts.blockSize);
+    this.#inflightMax = Math.floor(opts.maxBytes * INFLIGHT_FRACTION);
   }
 
   /** The block size used for `store`. */
@@ -107,9 +118,17 @@ export class BlockCache {
   }
 
   /** Counters of the block LRU plus fetch counts. */
-  stats(): CacheStats & { readonly fetches: number; readonly fetchedBytes: number; readonly bypassReads: number; readonly readAheads: number } {
+  stats(): CacheStats & {
+    readonly fetches: number;
+    readonly fetchedBytes: number;
+    readonly bypassReads: number;
+    readonly readAheads: number;
+    /** Fetches that waited for room in flight. */
+    readonly inflightWaits: number;
+  } {
     return {
       ...this.#lru.stats(),
+      inflightWaits: this.#inflightWaits,
       fetches: this.#fetches,
       fetchedBytes: this.#fetchedBytes,
       bypassReads: this.#bypassReads,
@@ -166,8 +185,13 @@ export class BlockCache {
     let end = start;
     while (end < to + READAHEAD_BLOCKS && !this.#lru.has(prefix + (end + 1)) && !this.#inflight.has(prefix + (end + 1))) end++;
     if (start > to + READAHEAD_BLOCKS) return;
+    // Reading ahead is optional: never when it would wait for room.
+    if (this.#waiting.length > 0 || this.#inflightBytes + (end - start + 1) * bs > this.#inflightMax) return;
     this.#readAheads++;
-    for (const p of this.#fetchRun(store, key, prefix, bs, start, end, undefined)) p.catch(() => undefined);
+    // One get per block: a block cut out of a longer run would be a copy (see #fetchRun).
+    for (let b = start; b <= end; b++) {
+      for (const p of this.#fetchRun(store, key, prefix, bs, b, b, undefined)) p.catch(() => undefined);
+    }
   }
 
   /** Fetches blocks [from, to] with one ranged get; returns one promise per block. */
@@ -181,7 +205,11 @@ export class BlockCache {
     signal: AbortSignal | undefined,
   ): Promise<Uint8Array>[] {
     // The shared fetch is not tied to one caller's signal: other requests may wait on it.
-    const run = store.get(key, { range: { offset: from * bs, length: (to - from + 1) * bs } }).then((data) => {
+    const length = (to - from + 1) * bs;
+    const get = (): Promise<Uint8Array> =>
+      store.get(key, { range: { offset: from * bs, length } }).finally(() => this.#release(length));
+    const room = this.#admit(length);
+    const run = (room === undefined ? get() : room.then(get)).then((data) => {
       this.#count(data.byteLength);
       return data;
     });
@@ -203,6 +231,28 @@ export class BlockCache {
       out.push(signal === undefined ? tracked : raceAbort(tracked, signal));
     }
     return out;
+  }
+
+  /** Takes room for `bytes` in flight: undefined when taken at once, else resolves once taken. */
+  #admit(bytes: number): Promise<void> | undefined {
+    if (this.#inflightBytes === 0 || (this.#waiting.length === 0 && this.#inflightBytes + bytes <= this.#inflightMax)) {
+      this.#inflightBytes += bytes;
+      return undefined;
+    }
+    this.#inflightWaits++;
+    return new Promise<void>((start) => this.#waiting.push({ bytes, start }));
+  }
+
+  /** Gives back room; starts waiting fetches that now fit (always the first when nothing is in flight). */
+  #release(bytes: number): void {
+    this.#inflightBytes -= bytes;
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0]!;
+      if (this.#inflightBytes > 0 && this.#inflightBytes + next.bytes > this.#inflightMax) break;
+      this.#waiting.shift();
+      this.#inflightBytes += next.bytes;
+      next.start();
+    }
   }
 
   #count(bytes: number): void {

@@ -148,6 +148,30 @@ describe('BlockCache', () => {
     assert.ok(s.hits >= 25, JSON.stringify(s));
   });
 
+  test('fetches in flight hold at most a quarter of the cache; the others wait their turn', async () => {
+    // 64 KiB of cache: 16 KiB (four 4 KiB blocks) may be in flight.
+    const { store, cache } = await setup(4096, 64 * 1024);
+    let inFlight = 0;
+    let most = 0;
+    const get = store.get.bind(store);
+    store.get = async (key, opts) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      try {
+        return await get(key, opts);
+      } finally {
+        inFlight--;
+      }
+    };
+    // Scattered single-block reads, as a clone's first objects are.
+    const starts = Array.from({ length: 40 }, (_, i) => ((i * 17) % 70) * 4096 + 7);
+    const got = await Promise.all(starts.map((s) => cache.read(store, 'repos/r/pack/p.pack', s, s + 100)));
+    got.forEach((g, i) => assert.ok(Buffer.from(g).equals(data.subarray(starts[i]!, starts[i]! + 100))));
+    assert.ok(most <= 4, `at most four blocks in flight, saw ${most}`);
+    assert.ok(cache.stats().inflightWaits > 0);
+  });
+
   test('large reads bypass the cache', async () => {
     const { store, cache } = await setup();
     const got = await cache.read(store, 'repos/r/pack/p.pack', 10, 200_000);

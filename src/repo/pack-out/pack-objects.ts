@@ -18,20 +18,18 @@ import type { ObjectDb, RawEntry } from '../object-db/object-db.js';
 import type { PackHandle } from '../object-db/pack-handle.js';
 import type { PackObjectsOptions } from '../repository.js';
 import type { OidSet } from '../walk/oid-set.js';
-import { Chunker, DEFAULT_CHUNK_SIZE } from './chunker.js';
 import { DeltaSearch, type DeltaHints } from './delta-search.js';
 import type { AccelGraph } from '../accel/graph.js';
 import { OutWriter } from './out-writer.js';
+import { ReadAhead } from './read-ahead.js';
 import { OUT_DEPTH_MAX, planPackOrder, streamPackOrder } from './pack-order.js';
 
-/** Raw entries read ahead of the writer (concurrent reads hide store latency). */
-const READ_AHEAD = 64;
 /** Progress is reported at most this often (in objects), and at the end. */
 const PROGRESS_STEP_MIN = 256;
 
 /** Options of packObjects beyond the contract's. */
 export interface PackOutOptions extends Omit<PackObjectsOptions, 'hints'> {
-  /** Output chunk size in bytes (default 64 KiB). */
+  /** Output chunk size in bytes (default DEFAULT_CHUNK_SIZE, 256 KiB). */
   readonly chunkSize?: number;
   /** Send a stored pack verbatim when it holds exactly the objects (default true). */
   readonly reuseWholePack?: boolean;
@@ -91,7 +89,6 @@ export async function* packObjects(
   stats: PackOutStats = newPackOutStats(),
 ): AsyncGenerator<Uint8Array> {
   const signal = opts.signal;
-  const readOpts = signal === undefined ? { verifyCrc: true } : { verifyCrc: true, signal };
   const reuse = opts.ofsDelta && opts.reuseWholePack !== false && objects.length > 0;
   const plan = reuse ? await planPackOrder(db, objects, signal, opts.locations) : undefined;
   const list = plan === undefined ? [...new Set(objects)] : plan.rest;
@@ -152,36 +149,15 @@ export async function* packObjects(
     return o === undefined ? 0 : o.depth[loc!.position]!;
   };
   const waiting = new Set<ObjectId>();
-  const ahead = new Map<ObjectId, Promise<RawEntry | undefined>>();
-  const writer = new OutWriter(total);
-  const out = new Chunker(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  let next = 0;
-
-  const read = (oid: ObjectId): Promise<RawEntry | undefined> => {
-    const p = ahead.get(oid);
-    if (p !== undefined) {
-      ahead.delete(oid);
-      return p;
-    }
-    return db.tryReadRawEntry(oid, readOpts);
-  };
-  const fillAhead = (from: number): void => {
-    for (let i = Math.max(next, from); i < list.length && ahead.size < READ_AHEAD; i++) {
-      next = i + 1;
-      const oid = list[i]!;
-      if (written.has(oid) || ahead.has(oid)) continue;
-      const p = db.tryReadRawEntry(oid, readOpts);
-      p.catch(() => undefined);
-      ahead.set(oid, p);
-    }
-  };
+  const ahead = new ReadAhead(db, signal);
+  const writer = new OutWriter(total, opts.chunkSize);
 
   const search = opts.hints === undefined || list.length === 0 ? undefined : new DeltaSearch(objects, opts.hints, opts.thin, plan === undefined ? undefined : inList);
   const typeOf = new Map<ObjectId, ObjectType>();
   const readOpt = signal === undefined ? {} : { signal };
 
   /** Writes `oid` as a new delta against a candidate base, if one is worth it. */
-  const deltify = async (oid: ObjectId, type: ObjectType, data: Uint8Array | undefined, edgeOnly: boolean): Promise<Uint8Array | undefined> => {
+  const deltify = async (oid: ObjectId, type: ObjectType, data: Uint8Array | undefined, edgeOnly: boolean): Promise<boolean> => {
     for (const c of search!.candidates(oid, type)) {
       if (edgeOnly && c.inPack) continue;
       const depth = c.inPack ? depthOf(c.oid) + 1 : 1;
@@ -198,27 +174,28 @@ export async function* packObjects(
       const baseAt = written.get(c.oid);
       depthList.set(oid, depth);
       const body = deflate(delta);
-      return c.inPack && opts.ofsDelta && baseAt !== undefined
-        ? writer.addRaw({ type: 'ofs-delta', size: delta.length, baseOutputOffset: baseAt }, body, oid)
-        : writer.addRaw({ type: 'ref-delta', size: delta.length, baseId: c.oid }, body, oid);
+      if (c.inPack && opts.ofsDelta && baseAt !== undefined) writer.addRaw({ type: 'ofs-delta', size: delta.length, baseOutputOffset: baseAt }, body);
+      else writer.addRaw({ type: 'ref-delta', size: delta.length, baseId: c.oid }, body);
+      return true;
     }
-    return undefined;
+    return false;
   };
 
-  const write = async (oid: ObjectId, raw: RawEntry): Promise<Uint8Array> => {
+  /** Writes `oid` into the output. */
+  const write = async (oid: ObjectId, raw: RawEntry): Promise<void> => {
     const h = raw.header;
     if (!isDeltaEntry(raw)) {
       const type = h.type as ObjectType;
       // A stored whole object is sent as stored, unless the client holds an older version
       // of it (a thin fetch of new files): then a delta against that is tried.
       if (search !== undefined && opts.thin && search.wants(type, h.size)) {
-        const d = await deltify(oid, type, undefined, true);
-        if (d !== undefined) return d;
+        if (await deltify(oid, type, undefined, true)) return;
       }
       stats.reusedWhole++;
       search?.written(oid, type);
       typeOf.set(oid, type);
-      return writer.addRaw({ type: h.type, size: h.size }, raw.compressed, oid);
+      writer.addRaw({ type: h.type, size: h.size }, raw.compressed);
+      return;
     }
     const base = raw.baseId!;
     const baseAt = written.get(base);
@@ -230,30 +207,28 @@ export async function* packObjects(
       const type = typeOf.get(base);
       if (type !== undefined) typeOf.set(oid, type);
       search?.written(oid, type, base);
-      return opts.ofsDelta
-        ? writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseAt }, raw.compressed, oid)
-        : writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
+      if (opts.ofsDelta) writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseAt }, raw.compressed);
+      else writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed);
+      return;
     } else if (opts.thin && !inPack.has(base) && (clientHas.has(base) || opts.edges?.has(base) === true)) {
       depthList.set(oid, 1);
       stats.reusedDelta++;
-      return writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed, oid);
+      writer.addRaw({ type: 'ref-delta', size: h.size, baseId: base }, raw.compressed);
+      return;
     }
     const obj = await db.readObject(oid, readOpt);
     if (search !== undefined && search.wants(obj.type, obj.data.length)) {
-      const d = await deltify(oid, obj.type, obj.data, false);
-      if (d !== undefined) return d;
+      if (await deltify(oid, obj.type, obj.data, false)) return;
     }
     stats.inflated++;
     search?.written(oid, obj.type);
     typeOf.set(oid, obj.type);
-    return writer.addObject(obj.type, obj.data, undefined, oid);
+    writer.addObject(obj.type, obj.data);
   };
 
-  out.push(writer.header());
+  writer.header();
   progress?.('Writing objects', 0, total);
   if (plan !== undefined) {
-    const first = out.take();
-    if (first !== undefined) yield first;
     const order = { verbatim: 0, rewritten: 0, whole: 0, deep: 0 };
     for (const o of plan.packs) {
       yield* streamPackOrder(db, o, writer, order, signal);
@@ -267,11 +242,11 @@ export async function* packObjects(
   const pendingRaw = new Map<ObjectId, RawEntry>();
   for (let i = 0; i < list.length; i++) {
     signal?.throwIfAborted();
-    fillAhead(i + 1);
+    ahead.fill(list, i + 1, (oid) => written.has(oid));
     const first = list[i]!;
     if (written.has(first)) {
       // Written earlier as a base: drop any read-ahead of it.
-      ahead.delete(first);
+      ahead.drop(first);
       continue;
     }
     // Depth-first: a delta whose base is in this pack but not yet written waits for it.
@@ -284,7 +259,7 @@ export async function* packObjects(
       }
       let raw = pendingRaw.get(oid);
       if (raw === undefined) {
-        raw = await read(oid);
+        raw = await ahead.take(oid);
         if (raw === undefined) throw new NotFoundError('OBJ_MISSING', `object ${oid} is missing`);
       }
       const base = raw.baseId;
@@ -298,13 +273,14 @@ export async function* packObjects(
       waiting.delete(oid);
       pendingRaw.delete(oid);
       const offset = writer.offset;
-      out.push(await write(oid, raw));
+      await write(oid, raw);
       written.set(oid, offset);
       if (written.size % step === 0) progress?.('Writing objects', written.size, total);
-      if (out.ready) yield out.take()!;
+      // Backpressure: the consumer pulls the next chunk only once it sent this one.
+      if (writer.ready) yield writer.take()!;
     }
   }
-  out.push(writer.finish());
-  yield out.take()!;
+  writer.finish();
+  yield writer.take()!;
   progress?.('Writing objects', total, total);
 }

@@ -122,7 +122,8 @@ export interface OrderStats {
 
 /**
  * Streams the wanted entries of `o.pack` in pack order through `writer`, filling o.outOffset.
- * Yields the bytes to send. ValidationError('REPO_CORRUPT') on a CRC mismatch or a bad entry.
+ * Yields the writer's full chunks to send (what is left stays in the writer).
+ * ValidationError('REPO_CORRUPT') on a CRC mismatch or a bad entry.
  */
 export async function* streamPackOrder(
   db: ObjectDb,
@@ -144,19 +145,17 @@ export async function* streamPackOrder(
   let avail = 0;
   let k = 0;
   let read = 0;
-  // Consecutive verbatim entries go out as one piece (views into the chunks read, which the
-  // store hands out fresh; every run is emitted before the next chunk is read).
-  let run: Buffer[] = [];
+  // Consecutive verbatim entries go out as one piece: a view of `buf` (the store hands out
+  // fresh chunks and `buf` is never written to, so the view stays valid after `buf` moves on;
+  // every run is handed to the writer before the next chunk is read).
+  let runFrom = 0;
   let runEntries = 0;
   let runBytes = 0;
-  const flush = (): Uint8Array | undefined => {
-    if (runEntries === 0) return undefined;
-    const bytes = run.length === 1 ? run[0]! : Buffer.concat(run, runBytes);
-    const out = writer.addVerbatim(bytes, runEntries);
-    run = [];
+  const flush = (): void => {
+    if (runEntries === 0) return;
+    writer.addVerbatim(buf.subarray(runFrom - bufStart, runFrom - bufStart + runBytes), runEntries);
     runEntries = 0;
     runBytes = 0;
-    return out;
   };
   for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) {
     const c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -213,27 +212,32 @@ export async function* streamPackOrder(
       depth[pos] = baseOut >= 0 || refBaseSent ? d : 0;
       if (verbatim) {
         // Whole objects, ref-deltas whose base is sent, ofs-deltas whose distance is unchanged.
-        outOffset[pos] = here;
-        run.push(bytes);
+        if (runEntries > 0 && runFrom + runBytes !== from) {
+          // An entry was skipped: the run is not contiguous any more.
+          flush();
+          if (writer.ready) yield writer.take()!;
+        }
+        outOffset[pos] = writer.offset + runBytes;
+        if (runEntries === 0) runFrom = from;
         runEntries++;
         runBytes += bytes.length;
         stats.verbatim++;
         continue;
       }
-      const pending = flush();
-      if (pending !== undefined) yield pending;
+      flush();
       outOffset[pos] = writer.offset;
       if (baseOut >= 0) {
         stats.rewritten++;
-        yield writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseOut }, bytes.subarray(h.headerLength));
+        writer.addRaw({ type: 'ofs-delta', size: h.size, baseOutputOffset: baseOut }, bytes.subarray(h.headerLength));
       } else {
         stats.whole++;
         const obj = await db.readAt({ pack, offset: from, position: pos }, signal === undefined ? {} : { signal });
-        yield writer.addObject(obj.type, obj.data);
+        writer.addObject(obj.type, obj.data);
       }
+      if (writer.ready) yield writer.take()!;
     }
-    const pending = flush();
-    if (pending !== undefined) yield pending;
+    flush();
+    if (writer.ready) yield writer.take()!;
     // Keep only the bytes of entries not processed yet.
     const keepFrom = k < n ? offsets[k]! : end;
     buf = buf.subarray(Math.min(buf.length, Math.max(0, keepFrom - bufStart)));
