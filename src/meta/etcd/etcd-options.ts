@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../../core/errors.js';
+import { parseBackendUrl } from '../../core/backend-url.js';
 
 /** etcd's own default `--max-txn-ops` (3.4): operations per transaction in each of compare/success/failure. */
 export const ETCD_DEFAULT_MAX_TXN_OPS = 128;
@@ -142,33 +143,22 @@ function urlError(message: string): ValidationError {
  * query keys and bad values are ValidationError('CONFIG_INVALID') naming the key.
  */
 export function parseEtcdUrl(url: string, env: NodeJS.ProcessEnv = {}): EtcdOptions {
-  const m = /^etcd:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i.exec(url);
-  if (m === null) throw urlError('expected etcd://HOST:PORT,HOST:PORT/PREFIX?…');
-  const hosts = m[1] ?? '';
-  if (hosts.includes('@')) throw urlError('credentials do not belong in the URL (use ?user= and STOWAGE_ETCD_PASSWORD)');
-  const endpoints = hosts.split(',').filter((h) => h !== '');
+  const parsed = parseBackendUrl(url, {
+    scheme: 'etcd',
+    example: 'etcd://HOST:PORT,HOST:PORT/PREFIX?…',
+    credentialsHint: 'use ?user= and STOWAGE_ETCD_PASSWORD',
+    keys: URL_KEYS as Readonly<Record<string, UrlOption>>,
+    fail: urlError,
+  });
+  const endpoints = parsed.authority.split(',').filter((h) => h !== '');
   if (endpoints.length === 0) throw urlError('name at least one HOST:PORT');
-  let path: string;
-  try {
-    path = decodeURIComponent(m[2] ?? '');
-  } catch {
-    throw urlError('the prefix is not valid percent-encoding');
-  }
   const out: Record<string, unknown> = { endpoints };
-  if (path.replace(/\//g, '') !== '') out['prefix'] = path;
+  if (parsed.path.replace(/\//g, '') !== '') out['prefix'] = parsed.path;
 
-  const seen = new Set<string>();
   const tls: Record<string, string> = {};
   let useTls = false;
   let user: string | undefined;
-  for (const [rawKey, text] of new URLSearchParams(m[3] ?? '')) {
-    const norm = rawKey.toLowerCase().replace(/[-_]/g, '');
-    const option = (URL_KEYS as Readonly<Record<string, UrlOption>>)[norm];
-    if (option === undefined) {
-      throw urlError(`unknown query key ${JSON.stringify(rawKey)} (known: ${Object.keys(URL_KEYS).join(', ')})`);
-    }
-    if (seen.has(option)) throw urlError(`query key ${JSON.stringify(rawKey)} is given twice`);
-    seen.add(option);
+  for (const { key: rawKey, option, value: text } of parsed.params) {
     switch (option) {
       case 'tls':
         if (text === 'true' || text === '1') useTls = true;

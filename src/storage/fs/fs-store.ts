@@ -94,13 +94,8 @@ export class FsStore implements ObjectStore {
     if (opts.range !== undefined) checkRange(opts.range);
     opts.signal?.throwIfAborted();
     if (opts.range !== undefined && opts.range.length <= SMALL_RANGE) return this.readSmallRange(key, file, opts.range);
-    let d: number;
-    try {
-      d = await fd.open(file, 'r');
-    } catch (err) {
-      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
-      throw ioError('open', key, err);
-    }
+    const d = await openForRead(key, file);
+    if (d === undefined) return undefined;
     try {
       const st = await fd.fstat(d);
       if (!st.isFile()) return undefined; // a folder (a prefix of other keys), not an object
@@ -262,13 +257,8 @@ export class FsStore implements ObjectStore {
    * file), close. Block devices read single sectors this way.
    */
   private async readSmallRange(key: string, file: string, range: ByteRange): Promise<Uint8Array | undefined> {
-    let d: number;
-    try {
-      d = await fd.open(file, 'r');
-    } catch (err) {
-      if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
-      throw ioError('open', key, err);
-    }
+    const d = await openForRead(key, file);
+    if (d === undefined) return undefined;
     try {
       return await fd.readAt(d, range.offset, range.length);
     } catch (err) {
@@ -449,5 +439,15 @@ export class FsStore implements ObjectStore {
     } catch {
       // Best effort: a failed sweep only leaves garbage behind.
     }
+  }
+}
+
+/** Opens an object's file for reading: a descriptor, or undefined when the key is absent. */
+async function openForRead(key: string, file: string): Promise<number | undefined> {
+  try {
+    return await fd.open(file, 'r');
+  } catch (err) {
+    if (ABSENT_CODES.has(errnoCode(err) ?? '')) return undefined;
+    throw ioError('open', key, err);
   }
 }

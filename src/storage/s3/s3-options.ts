@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseByteSize } from '../../core/config.js';
 import { ValidationError } from '../../core/errors.js';
 import { checkKey } from '../key.js';
+import { parseBackendUrl } from '../../core/backend-url.js';
 
 /** S3's smallest multipart part (except the last); lib-storage refuses smaller. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -166,31 +167,18 @@ function urlValue(option: UrlOption, key: string, text: string): unknown {
  * are ValidationError('CONFIG_INVALID') naming the key.
  */
 export function parseS3Url(url: string, env: NodeJS.ProcessEnv): S3StoreOptions {
-  const m = /^s3:\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i.exec(url);
-  if (m === null) throw urlError('expected s3://BUCKET/PREFIX?endpoint=…&region=…');
-  const bucket = m[1] ?? '';
-  if (bucket.includes('@')) throw urlError('credentials do not belong in the URL (use AWS_* variables)');
+  const parsed = parseBackendUrl(url, {
+    scheme: 's3',
+    example: 's3://BUCKET/PREFIX?endpoint=…&region=…',
+    credentialsHint: 'use AWS_* variables',
+    keys: URL_KEYS as Readonly<Record<string, UrlOption>>,
+    fail: urlError,
+  });
+  const bucket = parsed.authority;
   if (!BUCKET_RE.test(bucket)) throw urlError(`bucket name ${JSON.stringify(bucket)} is not valid`);
-  let prefix: string;
-  try {
-    prefix = decodeURIComponent(m[2] ?? '');
-  } catch {
-    throw urlError('the prefix is not valid percent-encoding');
-  }
   const out: Record<string, unknown> = { bucket };
-  if (prefix.replace(/\//g, '') !== '') out['prefix'] = prefix;
-
-  const seen = new Set<string>();
-  for (const [rawKey, text] of new URLSearchParams(m[3] ?? '')) {
-    const norm = rawKey.toLowerCase().replace(/[-_]/g, '');
-    const option = (URL_KEYS as Readonly<Record<string, UrlOption>>)[norm];
-    if (option === undefined) {
-      throw urlError(`unknown query key ${JSON.stringify(rawKey)} (known: ${Object.keys(URL_KEYS).join(', ')})`);
-    }
-    if (seen.has(option)) throw urlError(`query key ${JSON.stringify(rawKey)} is given twice`);
-    seen.add(option);
-    out[option] = urlValue(option, rawKey, text);
-  }
+  if (parsed.path.replace(/\//g, '') !== '') out['prefix'] = parsed.path;
+  for (const { key, option, value } of parsed.params) out[option] = urlValue(option, key, value);
 
   const fromEnv = (...names: string[]): string | undefined => {
     for (const name of names) {
