@@ -11,6 +11,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { git, gitStreamIn } from '../../test/helpers/git.js';
+import { mulberry32 as prng } from '../../src/core/prng.js';
 
 /** What to generate. */
 export interface BigHistoryOptions {
@@ -31,17 +32,6 @@ const LARGE_BYTES = 3 * 1024 * 1024;
 const TOPIC_EVERY = 200;
 const TOPIC_LENGTH = 20;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The fast-import stream, produced lazily (hundreds of MB). */
 function* stream(commits: number, seed: number): Generator<string | Uint8Array> {

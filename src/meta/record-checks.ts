@@ -49,17 +49,28 @@ export function checkTransaction(txn: Transaction): void {
 
 const FSCK_LEVELS: ReadonlySet<string> = new Set(['error', 'warn', 'ignore']);
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A whole number from 0 up to the safe-integer limit. */
+export function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** A non-empty string. */
+export function isText(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
 }
 
 /** Settings from a caller or from storage: a clean copy, or why not. */
 export function cleanSettings(value: unknown): RepoSettings | string {
-  if (!isPlainObject(value)) return 'settings is not an object';
+  if (!isObject(value)) return 'settings is not an object';
   const out: { fsck?: Record<string, 'error' | 'warn' | 'ignore'>; description?: string } = {};
   const fsck = value['fsck'];
   if (fsck !== undefined) {
-    if (!isPlainObject(fsck)) return 'settings.fsck is not an object';
+    if (!isObject(fsck)) return 'settings.fsck is not an object';
     const entries: [string, 'error' | 'warn' | 'ignore'][] = [];
     for (const [id, level] of Object.entries(fsck)) {
       if (typeof level !== 'string' || !FSCK_LEVELS.has(level)) return `settings.fsck.${id} is not error|warn|ignore`;

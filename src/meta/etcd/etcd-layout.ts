@@ -25,7 +25,7 @@
  */
 import { StoreError } from '../../core/errors.js';
 import type { PackRecord, RefValue, RepoRecord } from '../meta-store.js';
-import { PACK_SOURCES, checkSettings, cleanSettings } from '../record-checks.js';
+import { PACK_SOURCES, checkSettings, cleanSettings, isCount, isObject, isText } from '../record-checks.js';
 
 export { checkSettings };
 
@@ -109,17 +109,6 @@ function parseJson(bytes: Uint8Array | string, what: string): Json {
   return value;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function isText(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0;
-}
 
 
 /** A catalog entry's value. */

@@ -9,7 +9,7 @@
  */
 import { StoreError } from '../../core/errors.js';
 import type { PackRecord, RefValue, RepoRecord, RepoState } from '../meta-store.js';
-import { PACK_SOURCES, checkSettings, cleanSettings } from '../record-checks.js';
+import { PACK_SOURCES, checkSettings, cleanSettings, isCount, isObject, isText } from '../record-checks.js';
 
 export { checkSettings };
 
@@ -41,17 +41,6 @@ function parse(bytes: Uint8Array, what: string): Json {
   return value;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function isText(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0;
-}
 
 
 /** Encodes one repository state version. */

@@ -14,6 +14,7 @@ import type {
   PutResult,
   SignalOptions,
 } from '../object-store.js';
+import { mulberry32 as generator } from '../../core/prng.js';
 
 /** The operations faults can hit. */
 export type FaultOp = 'get' | 'head' | 'put' | 'delete' | 'list' | 'sync';
@@ -40,17 +41,6 @@ export interface FaultCounts {
   calls: number;
 }
 
-/** mulberry32: a small seeded generator, enough to spread faults reproducibly. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

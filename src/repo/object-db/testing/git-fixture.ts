@@ -15,6 +15,7 @@ import type { ObjectId } from '../../../git/hash/object-id.js';
 import type { MetaStore, PackRecord, RepoRecord } from '../../../meta/meta-store.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
 import { idxKey, packKey } from '../../keys.js';
+import { mulberry32 as prng } from '../../../core/prng.js';
 
 /** Runs git in `cwd`; resolves stdout (as a Buffer); rejects with stderr on failure. */
 export function git(cwd: string, args: readonly string[], input?: Uint8Array | string): Promise<Buffer> {
@@ -60,17 +61,6 @@ export interface GitFixture {
   cleanup(): Promise<void>;
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Builds the fast-import stream of the fixture history. */
 function historyStream(commits: number, seed: number): Buffer {
