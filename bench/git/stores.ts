@@ -146,7 +146,8 @@ function s3Client(swift: SwiftTestEnv): S3Client {
   });
 }
 
-async function s3DeleteBucket(swift: SwiftTestEnv, bucket: string): Promise<void> {
+/** Deletes an S3 bucket and every object in it. */
+export async function s3DeleteBucket(swift: SwiftTestEnv, bucket: string): Promise<void> {
   const client = s3Client(swift);
   try {
     for (;;) {
@@ -156,6 +157,16 @@ async function s3DeleteBucket(swift: SwiftTestEnv, bucket: string): Promise<void
       for (const Key of keys) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }));
     }
     await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Creates an S3 bucket on the services' s3api endpoint. */
+export async function createS3Bucket(swift: SwiftTestEnv, bucket: string): Promise<void> {
+  const client = s3Client(swift);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
   } finally {
     client.destroy();
   }
@@ -198,12 +209,7 @@ export async function remoteStore(kind: 'swift' | 's3', services: RemoteServices
       },
     };
   }
-  const client = s3Client(swift);
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: name }));
-  } finally {
-    client.destroy();
-  }
+  await createS3Bucket(swift, name);
   const q = new URLSearchParams({ endpoint: swift.s3Endpoint, region: swift.s3Region });
   return {
     name: 's3',

@@ -1,12 +1,17 @@
 /**
- * Stowage's NBD server (fs backend) against `nbdkit file` serving a plain file on the same disk:
- * nbdcopy of a 1 GiB random image into the export and back out to a file (wall time, MiB/s),
- * and fio 4 KiB random read and random write through fio's nbd engine (IOPS). Prints a markdown
- * table with the ratio Stowage / nbdkit per row (all throughputs: higher is better). A
- * benchmark, not a test: it asserts nothing.
+ * Stowage's NBD server against nbdkit on the same storage: with `--backend fs` (the default)
+ * Stowage's fs store against `nbdkit file` serving a plain file on the same disk; with
+ * `--backend s3` Stowage's S3 store (refs and leases in etcd) against nbdkit's S3 plugin
+ * behind its blocksize filter (so 4 KiB requests work), with the same object size up to
+ * nbdkit's 64 KiB limit, both on one S3 endpoint (a Swift all-in-one's s3api started for the
+ * run, or the test suite's shared one with `--services env`). Rows: nbdcopy of a random image into
+ * the export and back out to a file (wall time, MiB/s), and fio 4 KiB random read and random
+ * write through fio's nbd engine (IOPS). Prints a markdown table with the ratio Stowage / nbdkit
+ * per row (all throughputs: higher is better). A benchmark, not a test: it asserts nothing.
  *
- *   npm run bench:nbd -- [--runtime S] [--timeout S] [--keep] [--repeat N] [--rows in,out,randread,randwrite]
- *                        [--image-mb N] [--block-size SIZE] [--env KEY=VALUE]... [--cpu-prof DIR]
+ *   npm run bench:nbd -- [--backend fs|s3] [--services own|env] [--runtime S] [--timeout S] [--keep]
+ *                        [--repeat N] [--rows in,out,randread,randwrite] [--image-mb N]
+ *                        [--block-size SIZE] [--env KEY=VALUE]... [--cpu-prof DIR]
  *
  * --repeat runs each row N times, Stowage and nbdkit interleaved (the machine is shared), and
  * reports the median of each side with every run's ratio. --env passes configuration to
@@ -25,6 +30,8 @@ import { startNbdServer, type NbdServerProcess } from '../../test/e2e/nbd-helper
 import { STOWAGE_BIN, PROJECT_ROOT } from '../../test/helpers/paths.js';
 import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
 import { cpuModel } from '../git/proc-stats.js';
+import { createS3Bucket, remoteStore, RemoteServices, s3DeleteBucket, type BenchStore } from '../git/stores.js';
+import { uniqueName } from '../../test/infra/services.js';
 
 const MiB = 1024 * 1024;
 const VOLUME = 'bench';
@@ -32,7 +39,12 @@ const VOLUME = 'bench';
 const ROWS = ['in', 'out', 'randread', 'randwrite'] as const;
 type RowName = (typeof ROWS)[number];
 
+/** Where both servers keep the volume. */
+type Backend = 'fs' | 's3';
+
 interface Options {
+  readonly backend: Backend;
+  readonly services: 'own' | 'env';
   readonly runtimeS: number;
   readonly timeoutS: number;
   readonly keep: boolean;
@@ -45,6 +57,8 @@ interface Options {
 }
 
 function parseArgs(argv: readonly string[]): Options {
+  let backend: Backend = 'fs';
+  let services: 'own' | 'env' = 'own';
   let runtimeS = 15;
   let timeoutS = 1200;
   let keep = false;
@@ -61,7 +75,15 @@ function parseArgs(argv: readonly string[]): Options {
       if (!Number.isInteger(v) || v < min) throw new Error(`${arg} needs an integer >= ${min}`);
       return v;
     };
-    if (arg === '--runtime') runtimeS = int(1);
+    if (arg === '--backend') {
+      const v = String(argv[++i]);
+      if (v !== 'fs' && v !== 's3') throw new Error('--backend takes fs or s3');
+      backend = v;
+    } else if (arg === '--services') {
+      const v = String(argv[++i]);
+      if (v !== 'own' && v !== 'env') throw new Error('--services takes own or env');
+      services = v;
+    } else if (arg === '--runtime') runtimeS = int(1);
     else if (arg === '--timeout') timeoutS = int(30);
     else if (arg === '--keep') keep = true;
     else if (arg === '--repeat') repeat = int(1);
@@ -76,9 +98,9 @@ function parseArgs(argv: readonly string[]): Options {
       const eq = kv.indexOf('=');
       if (eq <= 0) throw new Error('--env takes KEY=VALUE');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--runtime S] [--timeout S] [--keep] [--repeat N] [--rows LIST] [--image-mb N] [--block-size SIZE] [--env K=V] [--cpu-prof DIR]`);
+    } else throw new Error(`unknown argument ${arg}\nusage: run.js [--backend fs|s3] [--services own|env] [--runtime S] [--timeout S] [--keep] [--repeat N] [--rows LIST] [--image-mb N] [--block-size SIZE] [--env K=V] [--cpu-prof DIR]`);
   }
-  return { runtimeS, timeoutS, keep, repeat, rows, imageMb, blockSize, env, cpuProf };
+  return { backend, services, runtimeS, timeoutS, keep, repeat, rows, imageMb, blockSize, env, cpuProf };
 }
 
 function progress(text: string): void {
@@ -86,13 +108,21 @@ function progress(text: string): void {
 }
 
 /** Runs a tool in cwd with a hard time limit (SIGKILL); rejects with its output on failure. */
-function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<string> {
+function run(cmd: string, args: readonly string[], cwd: string, timeoutMs: number, env: Readonly<Record<string, string>> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, [...args], { cwd, encoding: 'utf8', maxBuffer: 64 * MiB, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(cmd, [...args], { cwd, encoding: 'utf8', maxBuffer: 64 * MiB, timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
       else resolve(stdout);
     });
   });
+}
+
+/** The value after `flag` in a list of CLI arguments. */
+function flagValue(args: readonly string[], flag: string): string {
+  const i = args.indexOf(flag);
+  const v = i < 0 ? undefined : args[i + 1];
+  if (v === undefined) throw new Error(`internal: no ${flag} in ${args.join(' ')}`);
+  return v;
 }
 
 /** A free TCP port on 127.0.0.1 (nbdkit needs a number up front). */
@@ -112,16 +142,19 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** A running `nbdkit file` on 127.0.0.1. */
+/** A running nbdkit on 127.0.0.1. */
 interface NbdkitProcess {
   readonly nbdUrl: string;
   stop(): Promise<void>;
 }
 
-/** Starts `nbdkit -f file FILE` on a free loopback port and waits until it accepts nbdinfo. */
-async function startNbdkit(file: string, cwd: string): Promise<NbdkitProcess> {
+/**
+ * Starts `nbdkit -f PLUGIN ARGS…` on a free loopback port and waits until it accepts nbdinfo.
+ * `env` adds variables (the S3 plugin's region).
+ */
+async function startNbdkit(plugin: readonly string[], cwd: string, env: Readonly<Record<string, string>> = {}): Promise<NbdkitProcess> {
   const port = await freePort();
-  const child = spawn('nbdkit', ['-f', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'file', file], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('nbdkit', ['-f', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), ...plugin], { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
@@ -151,6 +184,54 @@ async function startNbdkit(file: string, cwd: string): Promise<NbdkitProcess> {
       children.delete(child);
     },
   };
+}
+
+/** nbdkit's side of the comparison: a sparse plain file, or the S3 plugin on its own bucket. */
+async function startReference(opts: Options, work: string, store: BenchStore | undefined, services: RemoteServices | undefined, cleanups: Array<() => Promise<unknown>>): Promise<NbdkitProcess> {
+  const imageBytes = opts.imageMb * MiB;
+  if (store === undefined || services === undefined) {
+    const plain = join(work, 'nbdkit.img');
+    await writeFile(plain, '');
+    await truncate(plain, imageBytes);
+    return startNbdkit(['file', plain], work);
+  }
+  const { swift } = services;
+  const bucket = uniqueName('bench-nbdkit');
+  await createS3Bucket(swift, bucket);
+  cleanups.push(() => s3DeleteBucket(swift, bucket));
+  // The same object size as Stowage's blocks where nbdkit allows it: its plugins must
+  // advertise a minimum block size of at most 64 KiB, and the S3 plugin's minimum is its object size.
+  const objectSize = Math.min(NBDKIT_MAX_MIN_BLOCK, blockSizeBytes(opts.blockSize));
+  // The blocksize filter takes clients' small requests (fio's 4 KiB) and does the plugin's
+  // read-modify-write at its object size; without it libnbd refuses requests below the minimum.
+  const plugin = [
+    '--filter=blocksize',
+    'S3',
+    `endpoint-url=${swift.s3Endpoint}`,
+    `access-key=${swift.s3AccessKey}`,
+    `secret-key=${swift.s3SecretKey}`,
+    `bucket=${bucket}`,
+    `key=${VOLUME}`,
+    `size=${imageBytes}`,
+    `object-size=${objectSize}`,
+  ];
+  return startNbdkit(plugin, work, { AWS_DEFAULT_REGION: swift.s3Region });
+}
+
+/** fio's working set: 256 MiB, or the whole volume when smaller. */
+function fioSizeMb(opts: Options): number {
+  return Math.min(256, opts.imageMb);
+}
+
+/** The largest minimum block size nbdkit lets a plugin advertise. */
+const NBDKIT_MAX_MIN_BLOCK = 64 * 1024;
+
+/** Bytes of a `--block-size` value (Stowage's default, 256 KiB, when absent). */
+function blockSizeBytes(text: string | undefined): number {
+  if (text === undefined) return 256 * 1024;
+  const m = /^(\d+)([KMk]?)$/.exec(text);
+  if (m === null) throw new Error(`--block-size ${text}: give bytes, or a number with K or M`);
+  return Number(m[1]) * (m[2] === '' ? 1 : m[2] === 'M' ? MiB : 1024);
 }
 
 /** Writes size random bytes to file in 16 MiB chunks. */
@@ -193,7 +274,7 @@ async function timedCopy(from: string, to: string, cwd: string, flush: boolean):
 }
 
 /** The fio arguments of one 4 KiB random workload against url. */
-function fioArgs(url: string, rw: 'randread' | 'randwrite', runtimeS: number): string[] {
+function fioArgs(url: string, rw: 'randread' | 'randwrite', runtimeS: number, sizeMb: number): string[] {
   return [
     `--name=${rw}`,
     '--ioengine=nbd',
@@ -201,7 +282,7 @@ function fioArgs(url: string, rw: 'randread' | 'randwrite', runtimeS: number): s
     `--rw=${rw}`,
     '--bs=4k',
     '--iodepth=16',
-    '--size=256M',
+    `--size=${sizeMb}M`,
     '--time_based',
     `--runtime=${runtimeS}`,
     '--output-format=json',
@@ -210,8 +291,8 @@ function fioArgs(url: string, rw: 'randread' | 'randwrite', runtimeS: number): s
 }
 
 /** Runs fio and returns the IOPS of the read or write side. */
-async function fioIops(url: string, rw: 'randread' | 'randwrite', runtimeS: number, cwd: string): Promise<number> {
-  const out = await run('fio', fioArgs(url, rw, runtimeS), cwd, (runtimeS + 60) * 1000);
+async function fioIops(url: string, rw: 'randread' | 'randwrite', runtimeS: number, sizeMb: number, cwd: string): Promise<number> {
+  const out = await run('fio', fioArgs(url, rw, runtimeS, sizeMb), cwd, (runtimeS + 60) * 1000);
   type Side = { iops: number };
   const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: { error: number; read: Side; write: Side }[] }).jobs[0];
   if (job === undefined || job.error !== 0) throw new Error(`fio ${rw} reported an error:\n${out.slice(0, 4000)}`);
@@ -222,9 +303,9 @@ function fmt(v: number): string {
   return v >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
-function formatTable(rows: readonly Row[], machine: string, command: string): string {
+function formatTable(rows: readonly Row[], reference: string, machine: string, command: string): string {
   const out = [
-    '| operation | unit | Stowage | nbdkit file | Stowage / nbdkit |',
+    `| operation | unit | Stowage | ${reference} | Stowage / nbdkit |`,
     '|---|---|---:|---:|---:|',
     ...rows.map((r) => {
       const s = `${fmt(r.stowage)}${r.stowageNote}`;
@@ -234,7 +315,7 @@ function formatTable(rows: readonly Row[], machine: string, command: string): st
     }),
     '',
     'All numbers are throughputs: higher is better, and a ratio of 1.00 means Stowage matches',
-    'nbdkit; the goal is a ratio of at least 0.50 on every row. Wall times in parentheses.',
+    `nbdkit; the goal is a ratio of ${reference === 'nbdkit S3' ? 'more than 1.00 against nbdkit S3' : 'at least 0.50 against nbdkit file'} on every row. Wall times in parentheses.`,
     '',
     `Machine: ${machine}.`,
     '',
@@ -253,18 +334,26 @@ async function main(opts: Options): Promise<void> {
     progress(`generating a ${opts.imageMb} MiB random image`);
     await writeRandomFile(image, imageBytes);
 
-    // Stowage: a fresh fs data dir with one volume of the image's size
+    let services: RemoteServices | undefined;
+    let store: BenchStore | undefined;
+    if (opts.backend === 's3') {
+      progress(opts.services === 'env' ? 'using the shared Swift and etcd' : 'starting a Swift all-in-one (s3api) and etcd');
+      services = opts.services === 'env' ? RemoteServices.fromEnv() : await RemoteServices.start();
+      const started = services;
+      cleanups.push(() => started.stop());
+      store = await remoteStore('s3', services);
+      const made = store;
+      cleanups.push(() => made.cleanup());
+    }
+    // Stowage: a fresh data dir (the fs store, or config only) with one volume of the image's size
     const dataDir = join(work, 'stowage-data');
+    const storeEnv: Record<string, string> = store === undefined ? {} : { ...store.env, STOWAGE_STORE: flagValue(store.args, '--store'), STOWAGE_META: flagValue(store.args, '--meta') };
     const create = ['nbd', 'create', VOLUME, '--size', `${opts.imageMb}M`, '--data', dataDir, ...(opts.blockSize === undefined ? [] : ['--block-size', opts.blockSize])];
-    await run(process.execPath, [STOWAGE_BIN, ...create], PROJECT_ROOT, 60_000);
+    await run(process.execPath, [STOWAGE_BIN, ...create], PROJECT_ROOT, 60_000, storeEnv);
     const nodeArgs = opts.cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`];
-    const stowage: NbdServerProcess = await startNbdServer(dataDir, opts.env, nodeArgs);
+    const stowage: NbdServerProcess = await startNbdServer(dataDir, { ...storeEnv, ...opts.env }, nodeArgs);
     cleanups.push(() => stowage.stop());
-    // nbdkit: a sparse plain file of the same size
-    const plain = join(work, 'nbdkit.img');
-    await writeFile(plain, '');
-    await truncate(plain, imageBytes);
-    const nbdkit = await startNbdkit(plain, work);
+    const nbdkit = await startReference(opts, work, store, services, cleanups);
     cleanups.push(() => nbdkit.stop());
 
     const sides = [
@@ -308,15 +397,16 @@ async function main(opts: Options): Promise<void> {
     }
     for (const rw of ['randread', 'randwrite'] as const) {
       if (!opts.rows.includes(rw)) continue;
-      await measureRow(`fio 4 KiB ${rw}, iodepth 16`, 'IOPS', (side) => fioIops(side.url, rw, opts.runtimeS, work), (x) => x, () => '');
+      await measureRow(`fio 4 KiB ${rw}, iodepth 16`, 'IOPS', (side) => fioIops(side.url, rw, opts.runtimeS, fioSizeMb(opts), work), (x) => x, () => '');
     }
 
     const nbdkitVersion = (await run('nbdkit', ['--version'], work, 10_000)).trim();
     const fioVersion = (await run('fio', ['--version'], work, 10_000)).trim();
-    const machine = `${cpuModel()}; node ${process.version}; ${nbdkitVersion}; ${fioVersion}; both data dirs under os.tmpdir() on the same disk`;
+    const where = store === undefined ? 'both data dirs under os.tmpdir() on the same disk' : `both on ${store.description.replace(/, refs in etcd.*$/, '')}; Stowage's leases in etcd; nbdkit S3 object size ${Math.min(NBDKIT_MAX_MIN_BLOCK, blockSizeBytes(opts.blockSize)) / 1024} KiB, Stowage block size ${blockSizeBytes(opts.blockSize) / 1024} KiB`;
+    const machine = `${cpuModel()}; node ${process.version}; ${nbdkitVersion}; ${fioVersion}; ${where}`;
     const command = ['npm run bench:nbd', '--', ...process.argv.slice(2)].join(' ').replace(/ --$/, '');
-    process.stdout.write(formatTable(rows, machine, command));
-    process.stdout.write(`\nfio arguments: \`fio ${fioArgs('nbd://127.0.0.1:PORT/bench', 'randread', opts.runtimeS).join(' ')}\` (and \`--rw=randwrite\`)\n`);
+    process.stdout.write(formatTable(rows, store === undefined ? 'nbdkit file' : 'nbdkit S3', machine, command));
+    process.stdout.write(`\nfio arguments: \`fio ${fioArgs('nbd://127.0.0.1:PORT/bench', 'randread', opts.runtimeS, fioSizeMb(opts)).join(' ')}\` (and \`--rw=randwrite\`)\n`);
     if (/"level":"(error|fatal)"/.test(stowage.output())) progress('warning: the Stowage server logged errors');
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
