@@ -50,6 +50,26 @@ export function cpuSeconds(pid: number): number | undefined {
   return sum / clockTicks();
 }
 
+/**
+ * Busy CPU seconds of the whole machine so far (all CPUs: user, nice, system, irq, softirq and
+ * steal of /proc/stat's `cpu` line), and how many CPUs it has; undefined off Linux.
+ */
+export function machineCpu(): { readonly busySeconds: number; readonly cpus: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/stat', 'latin1');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  const total = lines[0]?.split(/\s+/) ?? [];
+  if (total[0] !== 'cpu') return undefined;
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait
+  const busy = [1, 2, 3, 6, 7, 8].reduce((sum, i) => sum + Number(total[i] ?? 0), 0);
+  const cpus = lines.filter((l) => /^cpu\d+ /.test(l)).length;
+  return { busySeconds: busy / clockTicks(), cpus };
+}
+
 /** Direct children of a process (zombies included), by scanning /proc for their parent id. */
 export function childrenOf(pid: number): number[] {
   const kids: number[] = [];

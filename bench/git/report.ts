@@ -9,6 +9,10 @@ export interface Measured {
   readonly exactPeak: boolean;
   /** CPU seconds of the store's own services (Swift servers, etcd) over the run, when known. */
   readonly storeCpuSeconds?: number;
+  /** Busy CPU seconds of the whole machine over the run (server, clients, everything), when known. */
+  readonly machineCpuSeconds?: number;
+  /** CPUs of the machine, when known. */
+  readonly cpus?: number;
 }
 
 /** All runs of one operation on both servers. */
@@ -90,6 +94,17 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
     const d = n / median(conc.daemon.map((x) => x.wallSeconds));
     out.push('');
     out.push(`Concurrent clients: throughput ${fixed(s, 1)} clients/s Stowage, ${fixed(d, 1)} clients/s git daemon (Stowage / git daemon = ${fixed(s / d, 2)}×).`);
+    const share = (xs: readonly Measured[]): string | undefined => {
+      const m = xs.flatMap((x) => (x.machineCpuSeconds === undefined || x.cpus === undefined ? [] : [x]));
+      if (m.length !== xs.length || m.length === 0) return undefined;
+      const busy = median(m.map((x) => x.machineCpuSeconds as number));
+      const server = median(m.map((x) => x.cpuSeconds));
+      const capacity = median(m.map((x) => x.wallSeconds * (x.cpus as number)));
+      return `server ${fixed((server / n) * 1000, 1)} ms CPU per client; the machine was ${fixed((busy / capacity) * 100, 0)}% busy, ${fixed(((busy - server) / capacity) * 100, 0)}% outside the server (the git clients, mostly)`;
+    };
+    const ss = share(conc.stowage);
+    const ds = share(conc.daemon);
+    if (ss !== undefined && ds !== undefined) out.push(`Where the CPU went: Stowage: ${ss}. git daemon: ${ds}.`);
   }
   out.push('');
   out.push('How it is measured (`npm run bench`, bench/git/):');

@@ -11,7 +11,7 @@ import { cli } from '../../test/helpers/cli.js';
 import { git, type ClientProtocol } from '../../test/helpers/git.js';
 import { startServer, type StowageServer } from '../../test/helpers/server.js';
 import { TimedDaemon } from './daemon.js';
-import { cpuSeconds, peakRssBytes, resetPeakRss, waitChildless } from './proc-stats.js';
+import { cpuSeconds, machineCpu, peakRssBytes, resetPeakRss, waitChildless } from './proc-stats.js';
 import { median, type Measured, type OperationResult } from './report.js';
 import type { BenchStore } from './stores.js';
 
@@ -45,9 +45,11 @@ async function measureStowage(server: StowageServer, storeCpu: (() => number | u
   const exactPeak = resetPeakRss(pid);
   const cpu0 = cpuSeconds(pid) ?? 0;
   const store0 = storeCpu?.();
+  const m0 = machineCpu();
   const t0 = performance.now();
   await op();
   const wall = (performance.now() - t0) / 1000;
+  const m1 = machineCpu();
   await waitChildless(pid, 10_000);
   const store1 = storeCpu?.();
   return {
@@ -56,18 +58,26 @@ async function measureStowage(server: StowageServer, storeCpu: (() => number | u
     peakRssBytes: peakRssBytes(pid) ?? 0,
     exactPeak,
     ...(store0 === undefined || store1 === undefined ? {} : { storeCpuSeconds: store1 - store0 }),
+    ...machineShare(m0, m1),
   };
+}
+
+/** The machine's busy CPU between two readings, for Measured. */
+function machineShare(a: ReturnType<typeof machineCpu>, b: ReturnType<typeof machineCpu>): { machineCpuSeconds?: number; cpus?: number } {
+  return a === undefined || b === undefined ? {} : { machineCpuSeconds: b.busySeconds - a.busySeconds, cpus: b.cpus };
 }
 
 /** Runs op against a fresh git daemon (under GNU time) serving base. */
 async function measureDaemon(base: string, scratch: string, label: string, op: (url: string) => Promise<void>): Promise<Measured> {
   const daemon = await TimedDaemon.start(base, scratch, label);
   try {
+    const m0 = machineCpu();
     const t0 = performance.now();
     await op(daemon.url);
     const wall = (performance.now() - t0) / 1000;
+    const m1 = machineCpu();
     const cost = await daemon.stop();
-    return { wallSeconds: wall, ...cost, exactPeak: true };
+    return { wallSeconds: wall, ...cost, exactPeak: true, ...machineShare(m0, m1) };
   } catch (err) {
     daemon.kill();
     throw err;
