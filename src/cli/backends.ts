@@ -8,16 +8,13 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { StowageConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
-import { EtcdMetaStore } from '../meta/etcd/etcd-meta.js';
 import { parseEtcdUrl, type EtcdOptions } from '../meta/etcd/etcd-options.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { StoreMetaStore } from '../meta/store/store-meta.js';
 import { FsStore } from '../storage/fs/fs-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { parseS3Url, type S3StoreOptions } from '../storage/s3/s3-options.js';
-import { S3Store } from '../storage/s3/s3-store.js';
 import { readSwiftConfigIni, readSwiftUrl, type SwiftSettings } from '../storage/swift/swift-options.js';
-import { SwiftStore } from '../storage/swift/swift-store.js';
 
 /** Which object store the configuration selects, with its settings (no connection yet). */
 export type StoreSpec =
@@ -109,15 +106,22 @@ export function metaSpec(config: StowageConfig, env: NodeJS.ProcessEnv): MetaSpe
   throw new ValidationError('CONFIG_INVALID', `unknown meta store ${JSON.stringify(meta)}: expected "store" or etcd://HOST:PORT,HOST:PORT/PREFIX`);
 }
 
-/** Builds the object store (no I/O yet for fs; remote stores connect lazily). */
-export function openObjectStore(spec: StoreSpec): ObjectStore {
+/**
+ * Builds the object store (no I/O yet for fs; remote stores connect lazily). The S3 and Swift
+ * clients are loaded only when chosen: each adds 20 MiB or more to a process that never uses it.
+ */
+export async function openObjectStore(spec: StoreSpec): Promise<ObjectStore> {
   switch (spec.kind) {
     case 'fs':
       return new FsStore({ root: spec.root });
-    case 's3':
+    case 's3': {
+      const { S3Store } = await import('../storage/s3/s3-store.js');
       return new S3Store(spec.options);
-    case 'swift':
+    }
+    case 'swift': {
+      const { SwiftStore } = await import('../storage/swift/swift-store.js');
       return new SwiftStore(spec.settings);
+    }
   }
 }
 
@@ -127,14 +131,19 @@ export function openObjectStore(spec: StoreSpec): ObjectStore {
  * Swift answers If-None-Match but lets concurrent creators all win, so refs on Swift need etcd.
  */
 export async function openMetaStore(spec: MetaSpec, storeKind: StoreSpec['kind'], store: ObjectStore): Promise<MetaStore> {
-  if (spec.kind === 'etcd') return EtcdMetaStore.open(spec.options);
+  if (spec.kind === 'etcd') {
+    // Loaded only when chosen, like the remote object stores.
+    const { EtcdMetaStore } = await import('../meta/etcd/etcd-meta.js');
+    return EtcdMetaStore.open(spec.options);
+  }
   if (storeKind === 'swift') {
     throw new ValidationError(
       'CONFIG_INVALID',
       "refs cannot be kept in Swift: its create-only writes (If-None-Match: *) are not atomic when writers race, so pushes could be lost; keep refs in etcd with --meta etcd://HOST:PORT/PREFIX",
     );
   }
-  if (store instanceof S3Store && !(await store.probeCreateOnly())) {
+  const s3 = storeKind === 's3' ? (await import('../storage/s3/s3-store.js')).S3Store : undefined;
+  if (s3 !== undefined && store instanceof s3 && !(await store.probeCreateOnly())) {
     throw new ValidationError(
       'CONFIG_INVALID',
       `refs cannot be kept in ${store.description}: it does not honour create-only writes (If-None-Match: *); keep refs in etcd with --meta etcd://HOST:PORT/PREFIX`,

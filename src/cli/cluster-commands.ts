@@ -5,8 +5,7 @@
 import { Command } from 'commander';
 import { hostname } from 'node:os';
 import { ValidationError } from '../core/errors.js';
-import { EtcdConnection } from '../meta/etcd/etcd-connection.js';
-import { EtcdMembership, type Membership, type NodeInfo } from '../meta/etcd/membership.js';
+import type { Membership, NodeInfo } from '../meta/etcd/membership.js';
 import type { StowageConfig } from '../core/config.js';
 import { metaSpec } from './backends.js';
 import type { CliIo } from './io.js';
@@ -21,6 +20,8 @@ export function nodeIdOf(config: StowageConfig): string {
 export async function joinCluster(config: StowageConfig, env: NodeJS.ProcessEnv, info: Omit<NodeInfo, 'id'>): Promise<Membership | undefined> {
   const spec = metaSpec(config, env);
   if (spec.kind !== 'etcd') return undefined;
+  // Loaded only when refs live in etcd: its client is big, and most servers never need it.
+  const { EtcdMembership } = await import('../meta/etcd/membership.js');
   const membership = await EtcdMembership.open(spec.options);
   try {
     const joined = await membership.join({ id: nodeIdOf(config), ...info });
@@ -57,6 +58,7 @@ export function clusterCommand(io: CliIo): Command {
       if (spec.kind !== 'etcd') {
         throw new ValidationError('ARG_INVALID', 'cluster status needs the etcd meta store: give --meta etcd://HOST:PORT/PREFIX (env STOWAGE_META)');
       }
+      const [{ EtcdConnection }, { EtcdMembership }] = await Promise.all([import('../meta/etcd/etcd-connection.js'), import('../meta/etcd/membership.js')]);
       const conn = await EtcdConnection.open(spec.options);
       try {
         const [nodes, members] = await Promise.all([new EtcdMembership(conn).listNodes(), conn.endpointStatus()]);

@@ -15,8 +15,7 @@ import type { GitService } from '../service/git-service.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { DeviceProvider } from '../nbd/device/block-device.js';
 import type { VolumeRecords } from '../nbd/device/lease-records.js';
-import { EtcdMetaStore } from '../meta/etcd/etcd-meta.js';
-import { EtcdNbdRecords } from '../meta/etcd/nbd-records.js';
+import type { EtcdMetaStore } from '../meta/etcd/etcd-meta.js';
 import { StoreDeviceProvider, defaultNodeId } from '../nbd/device/store-provider.js';
 import { NbdServer } from '../nbd/server/server.js';
 import { nbdTlsFromConfig } from '../nbd/server/tls-files.js';
@@ -30,6 +29,8 @@ export interface Backends {
   /** The object store everything lives in (NBD volumes too). */
   readonly store: ObjectStore;
   readonly meta: MetaStore;
+  /** NBD lease records and volume name claims in etcd, when refs live there (else in the object store). */
+  readonly volumeRecords?: VolumeRecords;
   /** Closes the meta store (and anything else holding resources). */
   close(): Promise<void>;
 }
@@ -64,13 +65,18 @@ export interface BackendOptions {
 export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv = process.env, opts: BackendOptions = {}): Promise<Backends> {
   const spec = await storeSpec(config, env);
   const metaChoice = metaSpec(config, env);
-  const store = openObjectStore(spec);
+  const store = await openObjectStore(spec);
   let meta: MetaStore;
+  let volumeRecords: VolumeRecords | undefined;
   try {
     meta = await openMetaStore(metaChoice, spec.kind, store);
   } catch (err) {
     await store.close();
     throw err;
+  }
+  if (metaChoice.kind === 'etcd') {
+    const { EtcdNbdRecords } = await import('../meta/etcd/nbd-records.js');
+    volumeRecords = new EtcdNbdRecords((meta as EtcdMetaStore).connection);
   }
   const caches = createRepoCaches({
     blockCacheMb: config.cache.blockMb,
@@ -98,6 +104,7 @@ export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv
     host,
     store,
     meta,
+    ...(volumeRecords === undefined ? {} : { volumeRecords }),
     close: async () => {
       try {
         await compactor?.close();
@@ -151,7 +158,7 @@ export function createFrontends(config: StowageConfig, service: GitService, logg
 
 /** Where NBD lease records and volume name claims live: etcd when refs do (atomic create-once), else the object store. */
 export function volumeRecordsOf(backends: Backends): VolumeRecords | undefined {
-  return backends.meta instanceof EtcdMetaStore ? new EtcdNbdRecords(backends.meta.connection) : undefined;
+  return backends.volumeRecords;
 }
 
 /** The device provider NBD serves: volumes in the object store (nbd/<name>/...). */
