@@ -8,6 +8,13 @@
  * not in the visible list read just before deleting. A marker whose pack is visible again
  * (a failed transaction, or the same content-named pack published anew) is dropped once it
  * is older than the grace period.
+ *
+ * Orphans: a push whose ref update lost a race, or a node that died between putting a pack and
+ * its meta transaction, leaves pack files that no state lists and no marker covers. Each
+ * collection first gives such a pack a marker ('orphaned') once all its files are older than
+ * the orphan age (24 hours by default: far longer than any push spends between putting its
+ * pack, the last thing ingest writes, and its transaction); the pack is then deleted after the
+ * grace period like any removed pack, re-checked against the visible list.
  */
 import type { MetaStore } from '../../meta/meta-store.js';
 import type { ObjectStore } from '../../storage/object-store.js';
@@ -18,8 +25,11 @@ export const DEFAULT_REMOVAL_GRACE_MS = 10 * 60_000;
 /** Pack names as the meta store lists them: `pack-<hex>` (what a marker key may end with). */
 const PACK_NAME_RE = /^pack-[0-9a-f]{40,64}$/;
 
+/** Default age past which pack files that no state lists get a marker (see the module doc). */
+export const DEFAULT_ORPHAN_AGE_MS = 24 * 3_600_000;
+
 /** Why a marker was written. */
-export type RemovalReason = 'compacted' | 'unpublished';
+export type RemovalReason = 'compacted' | 'unpublished' | 'orphaned';
 
 /** Key prefix of a repository's removal markers. */
 export function removedPrefix(repoId: string): string {
@@ -49,6 +59,8 @@ export interface RemovalDeps {
 export interface CollectOptions {
   /** How long removed files stay (default 10 minutes). */
   readonly graceMs?: number;
+  /** Age past which unlisted, unmarked pack files are marked (default 24 hours). */
+  readonly orphanAgeMs?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -104,6 +116,7 @@ export async function collectRemovedPacks(deps: RemovalDeps, opts: CollectOption
   const signal = opts.signal;
   const sig = signal === undefined ? {} : { signal };
   const result: CollectResult = { deleted: [], waiting: [], dropped: [] };
+  await markOrphanedPacks(deps, opts.orphanAgeMs ?? DEFAULT_ORPHAN_AGE_MS, signal);
   const markers: { key: string; name: string; mtimeMs: number }[] = [];
   for await (const info of store.list(removedPrefix(repoId), sig)) {
     const name = info.key.slice(removedPrefix(repoId).length);
@@ -145,4 +158,34 @@ export async function collectRemovedPacks(deps: RemovalDeps, opts: CollectOption
     result.deleted.push(m.name);
   }
   return result;
+}
+
+/**
+ * Marks the packs whose files no state lists and no marker covers, once all their files are
+ * older than `ageMs`; returns their names. The visible list is read after the listing, so a
+ * pack published meanwhile is seen as visible.
+ */
+export async function markOrphanedPacks(deps: RemovalDeps, ageMs: number, signal?: AbortSignal): Promise<string[]> {
+  const { store, meta, repoId, clock } = deps;
+  const sig = signal === undefined ? {} : { signal };
+  const prefix = `repos/${repoId}/pack/`;
+  const marked = new Set<string>();
+  const newest = new Map<string, number>();
+  for await (const info of store.list(prefix, sig)) {
+    const rest = info.key.slice(prefix.length);
+    if (rest.startsWith('removed/')) {
+      marked.add(rest.slice('removed/'.length));
+      continue;
+    }
+    const dot = rest.indexOf('.');
+    const name = dot < 0 ? rest : rest.slice(0, dot);
+    if (!PACK_NAME_RE.test(name)) continue;
+    newest.set(name, Math.max(newest.get(name) ?? 0, info.mtimeMs));
+  }
+  if (newest.size === 0) return [];
+  const visible = new Set((await meta.readState(repoId)).packs.map((p) => p.name));
+  const now = clock();
+  const orphans = [...newest].filter(([name, mtimeMs]) => !visible.has(name) && !marked.has(name) && now - mtimeMs >= ageMs).map(([name]) => name);
+  if (orphans.length > 0) await markRemoved(deps, orphans, 'orphaned', sig);
+  return orphans;
 }
