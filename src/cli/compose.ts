@@ -84,6 +84,7 @@ export async function openBackends(config: StowageConfig, env: NodeJS.ProcessEnv
     objectCacheMb: config.cache.objectMb,
     accelCacheMb: config.cache.accelMb,
     cloneCacheMb: config.cache.cloneMb,
+    bitmapCacheMb: config.cache.bitmapMb,
   });
   const logger = opts.autoCompact;
   const compactor =

@@ -154,6 +154,8 @@ export const CONFIG_SCHEMA = z.strictObject({
     accelMb: count(0).default(128),
     /** Answers of full clones per repository state (one bit per object), for repeated clones. */
     cloneMb: count(0).default(16),
+    /** Decoded reachability bitmaps (per closed pack: reachable objects of selected commits). */
+    bitmapMb: count(0).default(64),
   }).prefault({}),
   limits: z.strictObject({
     packSizeMax: bytes.default(DEFAULT_LIMITS.packSizeMax),
@@ -208,7 +210,7 @@ const LEAVES: Readonly<Record<SectionName, Readonly<Record<string, LeafKind>>>> 
   git: { enabled: 'boolean', listen: 'string', allowPush: 'boolean', maxConnections: 'integer' },
   http: { enabled: 'boolean', listen: 'string', maxConnections: 'integer' },
   nbd: { enabled: 'boolean', listen: 'string', maxConnections: 'integer', cacheMb: 'integer', tls: 'string', tlsCert: 'string', tlsKey: 'string', tlsCa: 'string' },
-  cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer', accelMb: 'integer', cloneMb: 'integer' },
+  cache: { blockMb: 'integer', indexMb: 'integer', objectMb: 'integer', accelMb: 'integer', cloneMb: 'integer', bitmapMb: 'integer' },
   limits: { packSizeMax: 'bytes', packObjectsMax: 'integer', objectSizeMax: 'bytes', idleTimeoutMs: 'integer' },
   receive: { denyNonFastForwards: 'boolean' },
   compact: { auto: 'boolean', minPacks: 'integer', graceMinutes: 'integer' },

@@ -152,6 +152,11 @@ export interface Repository {
   receivePack(input: AsyncIterable<Uint8Array>, opts: ReceivePackOptions): Promise<ReceivedPack>;
   /** One meta transaction: compare, move refs, publish packs. */
   updateRefs(txn: Transaction): Promise<TransactResult>;
+  /**
+   * Optional: writes reachability bitmaps for a stored pack that is not published yet and holds
+   * everything reachable from `tips` (import). Never needed for correctness; false when skipped.
+   */
+  writeReachBitmaps?(pack: PackRecord, tips: readonly ObjectId[], opts?: { signal?: AbortSignal }): Promise<boolean>;
 }
 
 /** Opens and manages repositories by name (validated with checkRepoName). */

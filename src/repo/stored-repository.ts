@@ -8,9 +8,11 @@ import { NotFoundError, ValidationError } from '../core/errors.js';
 import type { ObjectId } from '../git/hash/object-id.js';
 import type { GitObject } from '../git/object/object-type.js';
 import { decodeTag } from '../git/object/tag.js';
-import type { MetaStore, RepoRecord, RepoState, Transaction, TransactResult } from '../meta/meta-store.js';
+import type { MetaStore, PackRecord, RepoRecord, RepoState, Transaction, TransactResult } from '../meta/meta-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { AccelGraph } from './accel/graph.js';
+import type { BitmapView } from './object-db/bitmap-load.js';
+import { writeReachBitmaps } from './walk/bitmap-write.js';
 import type { RepoCaches } from './cache/repo-caches.js';
 import { ingestPack } from './ingest/ingest.js';
 import { readCommitLinks } from './object-db/commit-links.js';
@@ -93,6 +95,18 @@ export class StoredRepository implements Repository {
     return (await this.#objects()).graph();
   }
 
+  /** The reachability bitmaps of the current packs, if one has them (walks stop early). */
+  async reachBitmaps(): Promise<BitmapView | undefined> {
+    return (await this.#objects()).bitmapView();
+  }
+
+  /** Writes reachability bitmaps for a stored, unpublished pack closed under `tips` (walk/bitmap-write.ts). */
+  async writeReachBitmaps(pack: PackRecord, tips: readonly ObjectId[], opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const d = this.#deps;
+    const res = await writeReachBitmaps({ store: d.store, repoId: this.record.id, caches: d.caches }, pack, tips, opts);
+    return res.kind === 'written';
+  }
+
   async commitLinks(oid: ObjectId): Promise<CommitLinks> {
     const key = this.#commitKeyPrefix + oid;
     const cache = this.#deps.caches.commits;
@@ -172,6 +186,7 @@ export class StoredRepository implements Repository {
             edges: e.edges,
             hints: { nameHashes: e.nameHashes, edgeByName: e.edgeByName },
             ...(e.locations === undefined || e.graph === undefined ? {} : { locations: { graph: e.graph, at: e.locations } }),
+            ...(e.packed === undefined || e.graph === undefined ? {} : { packed: { graph: e.graph, ...e.packed } }),
           };
     return (async function* stream() {
       yield* packObjects(await objectsDb(), objects, full);

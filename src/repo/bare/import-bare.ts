@@ -65,6 +65,10 @@ export async function importBareRepository(repo: Repository, bare: BareRepositor
   });
   try {
     const record = await received.store(opts.signal === undefined ? {} : { signal: opts.signal });
+    // The pack holds everything the refs reach: its bitmaps go in before it is published.
+    if (record !== undefined && repo.writeReachBitmaps !== undefined) {
+      await repo.writeReachBitmaps(record, bare.refs.map((r) => r.oid as ObjectId), opts.signal === undefined ? {} : { signal: opts.signal });
+    }
     const changes: RefChange[] = [];
     for (const ref of bare.refs) {
       const type = await received.objectType(ref.oid);

@@ -7,6 +7,7 @@
 import type { GitObject } from '../../git/object/object-type.js';
 import type { PackIndex } from '../../git/pack/idx.js';
 import type { AccelFile } from '../accel/format.js';
+import type { LoadedBitmaps } from '../object-db/bitmap-load.js';
 import { reachMasksBytes, type ReachMasks } from '../walk/enum-cache.js';
 import type { CommitLinks } from '../repository.js';
 import { BlockCache } from './block-cache.js';
@@ -26,6 +27,8 @@ export interface RepoCacheSizes {
   readonly accelCacheMb?: number;
   /** Answers of clone-like enumerations, a bit per object (walk/enum-cache.ts); default 16. */
   readonly cloneCacheMb?: number;
+  /** Decoded reachability bitmaps (accel/bitmap-format.ts); default 64. */
+  readonly bitmapCacheMb?: number;
   /** Block size of the block cache in bytes; defaults to each store's hint. */
   readonly blockSize?: number;
 }
@@ -41,6 +44,8 @@ export interface RepoCaches {
   readonly commits: ByteLru<string, CommitLinks>;
   /** Accelerator per pack key; `file` undefined when the pack has none (or an unusable one). */
   readonly accels: ByteLru<string, { readonly file: AccelFile | undefined }>;
+  /** Reachability bitmaps per pack key; `bitmaps` undefined when the pack has none (or an unusable one). */
+  readonly bitmaps: ByteLru<string, { readonly bitmaps: LoadedBitmaps | undefined }>;
   /** Clone answers by repository state and request (walk/enum-cache.ts). */
   readonly clones: ByteLru<string, ReachMasks>;
   /** Object type codes by index position, learnt from delta chains (1 byte per object, lives with the index). */
@@ -54,6 +59,8 @@ const MB = 1024 * 1024;
 export const DEFAULT_ACCEL_CACHE_MB = 128;
 /** Default size of the clone answer cache, MiB (git.git's answer is about 100 KiB). */
 export const DEFAULT_CLONE_CACHE_MB = 16;
+/** Default size of the bitmap cache, MiB (a 352k-object repository's entry is about 17 MiB with its hex ids). */
+export const DEFAULT_BITMAP_CACHE_MB = 64;
 /** Objects larger than this are never cached whole (they would evict many small trees). */
 const OBJECT_CACHE_ENTRY_MAX = 4 * MB;
 
@@ -99,6 +106,11 @@ export function createRepoCaches(sizes: RepoCacheSizes): RepoCaches {
       maxBytes: mb(sizes.accelCacheMb ?? DEFAULT_ACCEL_CACHE_MB, 'accelerator cache'),
       sizeOf: (v) => 200 + (v.file?.byteLength ?? 0),
       maxEntryBytes: mb(sizes.accelCacheMb ?? DEFAULT_ACCEL_CACHE_MB, 'accelerator cache'),
+    }),
+    bitmaps: new ByteLru<string, { readonly bitmaps: LoadedBitmaps | undefined }>({
+      maxBytes: mb(sizes.bitmapCacheMb ?? DEFAULT_BITMAP_CACHE_MB, 'bitmap cache'),
+      sizeOf: (v) => 200 + (v.bitmaps?.memoryBytes ?? 0),
+      maxEntryBytes: mb(sizes.bitmapCacheMb ?? DEFAULT_BITMAP_CACHE_MB, 'bitmap cache'),
     }),
     clones: new ByteLru<string, ReachMasks>({
       maxBytes: mb(sizes.cloneCacheMb ?? DEFAULT_CLONE_CACHE_MB, 'clone cache'),

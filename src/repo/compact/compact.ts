@@ -3,7 +3,8 @@
  * planCompaction are merged into ONE new pack by the machinery pushes and fetches already use:
  * pack-out streams exactly the chosen packs' objects (stored entries copied verbatim, deltas
  * kept with their bases), and push ingest indexes that stream, verifies it, and writes the
- * .pack, its .idx and its accelerator, all before anything is visible. Then one meta
+ * .pack, its .idx and its accelerator, all before anything is visible; a merge of every pack
+ * also gets reachability bitmaps (walk/bitmap-write.ts). Then one meta
  * transaction adds the new pack and drops the chosen ones, with no ref change, so a push
  * racing with it never conflicts. Removed packs get durable markers first and their files are
  * deleted by collectRemovedPacks only after a grace period (removed.ts), so readers holding an
@@ -29,6 +30,7 @@ import type { ObjectSource } from '../ingest/verify.js';
 import { ObjectDb } from '../object-db/object-db.js';
 import { packObjects } from '../pack-out/pack-objects.js';
 import type { ProgressFn } from '../repository.js';
+import { writeReachBitmaps, type BitmapWriteResult } from '../walk/bitmap-write.js';
 import { planCompaction, type PlanOptions } from './plan.js';
 import { collectRemovedPacks, markRemoved, type CollectResult } from './removed.js';
 
@@ -72,6 +74,8 @@ export type CompactResult =
       readonly removed: readonly string[];
       readonly state: RepoState;
       readonly collected: CollectResult;
+      /** Set when the merge took every pack (its output is closed): whether bitmaps were written. */
+      readonly bitmaps?: BitmapWriteResult;
     };
 
 /** No limit beyond the format's: the objects were accepted once already. */
@@ -176,7 +180,15 @@ export async function compactRepository(deps: CompactDeps, opts: CompactOptions 
   const pack: PackRecord = { ...stored, source: 'compact' };
 
   let published = false;
+  let bitmaps: BitmapWriteResult | undefined;
   try {
+    // A merge of every pack holds everything the refs of `state` reach: it is closed, and its
+    // bitmaps go in before the transaction that publishes it (written for those refs; later
+    // refs only make walks longer). A failure here leaves the pack unpublished, as below.
+    if (chosen.length === state.packs.length) {
+      const tips = [...state.refs.values()].map((v) => v.oid as ObjectId);
+      bitmaps = await writeReachBitmaps({ store, repoId, caches: deps.caches }, pack, tips, sig);
+    }
     // Another compaction may have taken some of these packs meanwhile: then ours is not needed.
     const now = await meta.readState(repoId);
     const visible = new Set(now.packs.map((p) => p.name));
@@ -196,7 +208,7 @@ export async function compactRepository(deps: CompactDeps, opts: CompactOptions 
     published = true;
     // The grace counts from the transaction: move the markers' time to now (best effort).
     await markRemoved({ store, repoId, clock }, removed, 'compacted', sig).catch(() => undefined);
-    return { kind: 'compacted', pack, removed, state: res.state, collected: await collect() };
+    return { kind: 'compacted', pack, removed, state: res.state, collected: await collect(), ...(bitmaps === undefined ? {} : { bitmaps }) };
   } finally {
     if (!published) {
       // Unreferenced files of a merge that was not published: collect them after the grace.

@@ -23,6 +23,7 @@ import {
 } from './entry-read.js';
 import { openPacks, type PackHandle, type PackLocation } from './pack-handle.js';
 import { loadAccelerator } from './accel-load.js';
+import { loadBitmaps, mayHaveBitmaps, type BitmapView } from './bitmap-load.js';
 import { AccelGraph } from '../accel/graph.js';
 
 /** Where an object is stored. */
@@ -69,6 +70,7 @@ export class ObjectDb {
   readonly packs: readonly PackHandle[];
   readonly #loc: PackLocation;
   #graph: Promise<AccelGraph> | undefined;
+  #bitmaps: Promise<BitmapView | undefined> | undefined;
 
   private constructor(loc: PackLocation, packs: readonly PackHandle[]) {
     this.#loc = loc;
@@ -96,6 +98,32 @@ export class ObjectDb {
       });
     }
     return this.#graph;
+  }
+
+  /**
+   * The reachability bitmaps walks may use: those of the largest pack that has a usable file
+   * (one per db; git likewise uses one bitmapped pack), or undefined.
+   */
+  bitmapView(opts: ReadOptions = {}): Promise<BitmapView | undefined> {
+    if (this.#bitmaps === undefined) {
+      const p = (async (): Promise<BitmapView | undefined> => {
+        const candidates = this.packs.map((pack, k) => ({ pack, k })).filter((c) => mayHaveBitmaps(c.pack));
+        candidates.sort((a, b) => b.pack.index.count - a.pack.index.count || a.k - b.k);
+        for (const c of candidates) {
+          const loaded = await loadBitmaps(this.#loc, c.pack, opts.signal);
+          if (loaded === undefined) continue;
+          const graph = await this.graph(opts);
+          const file = loaded.file;
+          return { graph, pack: c.k, file, rank: file.rank, order: file.order, hexNames: () => loaded.hexNames() };
+        }
+        return undefined;
+      })();
+      this.#bitmaps = p;
+      p.catch(() => {
+        if (this.#bitmaps === p) this.#bitmaps = undefined;
+      });
+    }
+    return this.#bitmaps;
   }
 
   /** The newest pack holding `oid` and the entry's offset, or undefined. */

@@ -11,7 +11,7 @@ import { createDelta } from '../../git/pack/delta.js';
 
 /** What the enumeration knows of paths, for finding bases. */
 export interface DeltaHints {
-  /** Name hash of each object's path, parallel to the objects given to packObjects. */
+  /** Name hash of each object's path, by index in the objects given to packObjects (a shorter list: the rest have none). */
   readonly nameHashes: readonly number[];
   /** Client-side trees and blobs by `pathHash * 2 + kind` (0 tree, 1 blob). */
   readonly edgeByName: ReadonlyMap<number, ObjectId>;

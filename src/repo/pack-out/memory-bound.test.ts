@@ -28,8 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
 const MIB = 1024 * 1024;
-/** Caches of the server under test, MiB: 24 + 8 + 16 + 8 (commits: a quarter of objects, at least 8) + 8 + 0 = 64. */
-const CACHE = { blockMb: 24, indexMb: 8, objectMb: 16, accelMb: 8, cloneMb: 0 };
+/** Caches of the server under test, MiB: 24 + 8 + 16 + 8 (commits: a quarter of objects, at least 8) + 8 + 0 + 0 = 64. */
+const CACHE = { blockMb: 24, indexMb: 8, objectMb: 16, accelMb: 8, cloneMb: 0, bitmapMb: 0 };
 const BUDGET_MB = 64;
 /**
  * What one clone may add beyond the caches: V8's 64 MiB of external memory before it collects

@@ -39,6 +39,20 @@ export interface PackOutOptions extends Omit<PackObjectsOptions, 'hints'> {
   readonly hints?: DeltaHints;
   /** Where the enumeration found each object (used when `graph` is this db's graph). */
   readonly locations?: { readonly graph: AccelGraph; readonly at: readonly number[] };
+  /**
+   * From a bitmap enumeration: objects[extras..] are the objects at `positions` of pack `pack`
+   * of `graph` (see Enumeration.packed). When `graph` is this db's, the plan reads the
+   * positions instead of the list, and a list of exactly one whole pack sends its file.
+   */
+  readonly packed?: PackedHint;
+}
+
+/** See PackOutOptions.packed. */
+export interface PackedHint {
+  readonly graph: AccelGraph;
+  readonly pack: number;
+  readonly extras: number;
+  readonly positions: Uint32Array;
 }
 
 /** Counters of one packObjects run, for tests and logs. */
@@ -90,7 +104,21 @@ export async function* packObjects(
 ): AsyncGenerator<Uint8Array> {
   const signal = opts.signal;
   const reuse = opts.ofsDelta && opts.reuseWholePack !== false && objects.length > 0;
-  const plan = reuse ? await planPackOrder(db, objects, signal, opts.locations) : undefined;
+  const packedHint = reuse && opts.packed !== undefined && opts.packed.graph === (await db.graph(signal === undefined ? {} : { signal })) ? opts.packed : undefined;
+  if (packedHint !== undefined && packedHint.extras === 0) {
+    const k = packedHint.pack;
+    const pack = db.packs[k];
+    const chains = packedHint.graph.files[k]?.longestChain;
+    if (pack !== undefined && pack.index.count === packedHint.positions.length && objects.length === pack.index.count && chains !== undefined && chains <= OUT_DEPTH_MAX) {
+      // Exactly one whole pack: its file as it is, without reading the list.
+      stats.wholePack = true;
+      opts.onProgress?.('Writing objects', 0, objects.length);
+      for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) yield chunk;
+      opts.onProgress?.('Writing objects', objects.length, objects.length);
+      return;
+    }
+  }
+  const plan = reuse ? await planPackOrder(db, objects, signal, opts.locations, packedHint) : undefined;
   const list = plan === undefined ? [...new Set(objects)] : plan.rest;
   const packed = plan === undefined ? 0 : plan.packed;
   const total = list.length + packed;

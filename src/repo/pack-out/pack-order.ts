@@ -26,6 +26,8 @@ export const OUT_DEPTH_MAX = SEARCH_DEPTH_MAX;
 const WANTED_FRACTION_MIN = 0.25;
 /** Length of a pack trailer. */
 const TRAILER = 20;
+/** Length of a pack header. */
+const PACK_HEADER = 12;
 
 /** One pack streamed in its own order. */
 export interface OrderedPack {
@@ -39,6 +41,8 @@ export interface OrderedPack {
   readonly depth: Uint8Array;
   /** True when the accelerator says no chain of the pack is longer than OUT_DEPTH_MAX. */
   readonly shallowChains: boolean;
+  /** The accelerator's longest chain (an upper bound of every entry's depth), when it says. */
+  readonly longestChain?: number;
 }
 
 /** The packs to stream in order, and the objects left to send one by one. */
@@ -50,22 +54,31 @@ export interface PackOrderPlan {
   readonly rest: ObjectId[];
 }
 
-/** Chooses packs to stream in order (each object counted in the newest pack holding it). */
+/**
+ * Chooses packs to stream in order (each object counted in the newest pack holding it). With
+ * `byPack` (a bitmap enumeration's positions) the objects of that pack are counted from the
+ * positions, not from the list.
+ */
 export async function planPackOrder(
   db: ObjectDb,
   objects: readonly ObjectId[],
   signal?: AbortSignal,
   known?: { readonly graph: AccelGraph; readonly at: readonly number[] },
+  byPack?: { readonly graph: AccelGraph; readonly pack: number; readonly extras: number; readonly positions: Uint32Array },
 ): Promise<PackOrderPlan | undefined> {
   const graph = await db.graph(signal === undefined ? {} : { signal });
   if (!graph.any) return undefined;
+  const n = objects.length;
+  const byPositions = byPack !== undefined && byPack.graph === graph && byPack.extras + byPack.positions.length === n ? byPack : undefined;
   // Locations from the enumeration hold only if it read the same packs (same graph).
-  const at = known !== undefined && known.graph === graph && known.at.length === objects.length ? known.at : undefined;
+  const at = byPositions === undefined && known !== undefined && known.graph === graph && known.at.length === n ? known.at : undefined;
   const packs = db.packs;
   const marks = packs.map((p, k) => (graph.files[k]?.selfContained === true ? new Uint8Array(p.index.count) : undefined));
   const distinct = new Array<number>(packs.length).fill(0);
-  const where = new Int32Array(objects.length).fill(-1);
-  for (let i = 0; i < objects.length; i++) {
+  // Objects looked at one by one: all of them, or those before the positions.
+  const listed = byPositions === undefined ? n : byPositions.extras;
+  const where = new Int32Array(listed).fill(-1);
+  for (let i = 0; i < listed; i++) {
     const k = at === undefined ? -1 : at[i]!;
     const loc = k >= 0 ? { pack: Math.floor(k / 2 ** 32), pos: k % 2 ** 32 } : graph.locate(objects[i]!);
     if (loc === undefined) continue;
@@ -75,6 +88,15 @@ export async function planPackOrder(
     if (m[loc.pos] === 0) {
       m[loc.pos] = 1;
       distinct[loc.pack]!++;
+    }
+  }
+  const pm = byPositions === undefined ? undefined : marks[byPositions.pack];
+  if (byPositions !== undefined && pm !== undefined) {
+    for (const pos of byPositions.positions) {
+      if (pm[pos] === 0) {
+        pm[pos] = 1;
+        distinct[byPositions.pack]!++;
+      }
     }
   }
   const chosen = packs.map((p, k) => marks[k] !== undefined && distinct[k]! > 0 && distinct[k]! >= p.index.count * WANTED_FRACTION_MIN);
@@ -92,6 +114,7 @@ export async function planPackOrder(
       outOffset: new Float64Array(pack.index.count).fill(-1),
       depth: new Uint8Array(pack.index.count),
       shallowChains: chains !== undefined && chains <= OUT_DEPTH_MAX,
+      ...(chains === undefined ? {} : { longestChain: chains }),
     };
     ordered.push(o);
     byHandle.set(pack, o);
@@ -99,8 +122,10 @@ export async function planPackOrder(
   });
   const rest: ObjectId[] = [];
   const restSeen = new Set<ObjectId>();
-  for (let i = 0; i < objects.length; i++) {
-    const w = where[i]!;
+  for (let i = 0; i < n; i++) {
+    let w: number;
+    if (i < listed) w = where[i]!;
+    else w = pm === undefined ? -1 : byPositions!.pack;
     if (w >= 0 && chosen[w]) continue;
     const oid = objects[i]!;
     if (!restSeen.has(oid)) {
@@ -109,6 +134,43 @@ export async function planPackOrder(
     }
   }
   return { packs: ordered, byHandle, packed, rest };
+}
+
+/**
+ * Every entry of a self-contained pack with short chains, wanted: its entries go out as one
+ * verbatim run (bytes 12 to size - 20 of the file; ofs-delta distances hold because nothing
+ * is skipped), as the whole-file case does, without parsing or checking each entry. Output
+ * offsets follow from the idx; depths are bounded by the pack's longest chain.
+ */
+async function* streamWholeEntries(
+  db: ObjectDb,
+  o: OrderedPack,
+  offsets: Float64Array,
+  positions: Uint32Array,
+  writer: OutWriter,
+  stats: OrderStats,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array> {
+  const { pack, outOffset, depth } = o;
+  const n = offsets.length;
+  const shift = writer.offset - PACK_HEADER;
+  const chain = Math.min(o.longestChain ?? OUT_DEPTH_MAX, OUT_DEPTH_MAX);
+  for (let k = 0; k < n; k++) {
+    outOffset[positions[k]!] = offsets[k]! + shift;
+    depth[positions[k]!] = chain;
+  }
+  const end = pack.record.size - TRAILER;
+  let at = 0;
+  for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) {
+    const from = Math.max(at, PACK_HEADER);
+    const to = Math.min(at + chunk.byteLength, end);
+    if (to > from) writer.addVerbatim(chunk.subarray(from - at, to - at), 0);
+    at += chunk.byteLength;
+    if (writer.ready) yield writer.take()!;
+  }
+  if (at !== pack.record.size) throw corruptEntry(pack, at, `pack has ${at} bytes, expected ${pack.record.size}`);
+  writer.addVerbatim(new Uint8Array(0), n);
+  stats.verbatim += n;
 }
 
 /** Counters of streamPackOrder. */
@@ -138,6 +200,10 @@ export async function* streamPackOrder(
   const positions = index.positionsByOffset();
   const n = offsets.length;
   const end = pack.record.size - TRAILER;
+  if (o.count === n && n > 0 && o.shallowChains && o.longestChain !== undefined) {
+    yield* streamWholeEntries(db, o, offsets, positions, writer, stats, signal);
+    return;
+  }
   // Bytes from bufStart on that are not processed yet: `buf` once joined, plus newer chunks.
   let buf: Buffer = Buffer.alloc(0);
   let bufStart = 0;

@@ -12,6 +12,7 @@ import type { AccelGraph } from '../accel/graph.js';
 import type { ObjectDb } from '../object-db/object-db.js';
 import type { EnumerateRequest } from '../repository.js';
 import type { Enumeration } from './enumerate.js';
+import { lazyList } from './lazy-list.js';
 import { OidSet } from './oid-set.js';
 
 /** Objects of an enumeration as a bit per position of each pack (the newest pack holding it). */
@@ -38,8 +39,21 @@ export function enumCacheKey(repoKey: string, version: number, req: EnumerateReq
 /** The masks of an enumeration's objects; undefined if one is in no pack. */
 export function toMasks(db: ObjectDb, graph: AccelGraph, e: Enumeration): ReachMasks | undefined {
   const masks = db.packs.map((p) => new Uint8Array((p.index.count + 7) >>> 3));
+  const n = e.objects.length;
+  const packed = e.graph === graph ? e.packed : undefined;
+  if (packed !== undefined) {
+    // Bitmap answers: the positions say it all; only the few objects before them are located.
+    const m = masks[packed.pack]!;
+    for (const pos of packed.positions) m[pos >>> 3]! |= 1 << (pos & 7);
+    for (let i = 0; i < packed.extras; i++) {
+      const loc = graph.locate(e.objects[i]!);
+      if (loc === undefined) return undefined;
+      masks[loc.pack]![loc.pos >>> 3]! |= 1 << (loc.pos & 7);
+    }
+    return { packs: db.packs.map((p) => p.cacheKey), masks, count: n };
+  }
   const at = e.graph === graph ? e.locations : undefined;
-  for (let i = 0; i < e.objects.length; i++) {
+  for (let i = 0; i < n; i++) {
     const k = at?.[i] ?? -1;
     let p: number;
     let pos: number;
@@ -60,19 +74,41 @@ export function toMasks(db: ObjectDb, graph: AccelGraph, e: Enumeration): ReachM
 /** An enumeration rebuilt from masks (objects in pack and idx order; no paths); undefined if the packs differ. */
 export function fromMasks(db: ObjectDb, graph: AccelGraph, m: ReachMasks): Enumeration | undefined {
   if (m.packs.length !== db.packs.length || db.packs.some((p, k) => p.cacheKey !== m.packs[k])) return undefined;
+  const whole = wholePackOf(db, m);
+  if (whole !== undefined) {
+    // One whole pack: pack-out sends its file, so ids are made only if something reads them.
+    const index = db.packs[whole]!.index;
+    const positions = new Uint32Array(index.count);
+    for (let i = 0; i < positions.length; i++) positions[i] = i;
+    return {
+      objects: lazyList(index.count, (pos) => index.oidAt(pos)),
+      edges: new OidSet(16),
+      nameHashes: lazyList(index.count, () => 0),
+      edgeByName: new Map(),
+      locations: lazyList(index.count, (pos) => whole * 2 ** 32 + pos),
+      graph,
+      packed: { pack: whole, extras: 0, positions },
+    };
+  }
   const objects: ObjectId[] = [];
   const locations: number[] = [];
   db.packs.forEach((pack, p) => {
     const mask = m.masks[p]!;
     const n = pack.index.count;
+    // One hex string of the name table, sliced per id: far cheaper than converting each id.
+    let hex: string | undefined;
     for (let byte = 0; byte < mask.length; byte++) {
       const bits = mask[byte]!;
       if (bits === 0) continue;
+      if (hex === undefined) {
+        const first = pack.index.oidBytesAt(0);
+        hex = Buffer.from(first.buffer, first.byteOffset, n * 20).toString('hex');
+      }
       for (let b = 0; b < 8; b++) {
         if ((bits & (1 << b)) === 0) continue;
         const pos = byte * 8 + b;
         if (pos >= n) break;
-        objects.push(pack.index.oidAt(pos));
+        objects.push(hex.slice(pos * 40, pos * 40 + 40) as ObjectId);
         locations.push(p * 2 ** 32 + pos);
       }
     }
@@ -86,4 +122,28 @@ export function fromMasks(db: ObjectDb, graph: AccelGraph, m: ReachMasks): Enume
     locations,
     graph,
   };
+}
+
+/** The pack whose every object the masks hold, when they hold nothing else (and count each once). */
+function wholePackOf(db: ObjectDb, m: ReachMasks): number | undefined {
+  let found: number | undefined;
+  for (let p = 0; p < m.masks.length; p++) {
+    const mask = m.masks[p]!;
+    const count = db.packs[p]!.index.count;
+    const full = count >>> 3;
+    let allZero = true;
+    let allOne = true;
+    for (let b = 0; b < mask.length; b++) {
+      const v = mask[b]!;
+      if (v !== 0) allZero = false;
+      const want = b < full ? 0xff : (1 << (count % 8)) - 1;
+      if (v !== want) allOne = false;
+      if (!allZero && !allOne) return undefined;
+    }
+    if (allOne && !allZero) {
+      if (found !== undefined) return undefined;
+      found = p;
+    } else if (!allZero) return undefined;
+  }
+  return found !== undefined && db.packs[found]!.index.count === m.count ? found : undefined;
 }

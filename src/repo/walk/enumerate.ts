@@ -7,46 +7,46 @@
  */
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
-import { decodeTag } from '../../git/object/tag.js';
 import type { AccelGraph } from '../accel/graph.js';
 import type { EnumerateRequest, ObjectHeader } from '../repository.js';
 import { revWalk } from './rev-walk.js';
 import type { WalkSource } from './source.js';
 import { OidSet } from './oid-set.js';
 import { TreeReader, collectTree, markTreeUninteresting } from './tree-walk.js';
+import { TAG_CHAIN_MAX, peelTag, tagTarget, type TagRef } from './tags.js';
+import { enumerateWithBitmaps } from './bitmap-enumerate.js';
 
-/** A tag ref for include-tag: the tag object and, if known, what it peels to. */
-export interface TagRef {
-  readonly oid: ObjectId;
-  readonly peeled?: ObjectId | undefined;
-}
-
-/** Tags pointing at tags deeper than this are refused (a cycle cannot exist, but a chain can be long). */
-export const TAG_CHAIN_MAX = 1000;
+export { TAG_CHAIN_MAX, type TagRef } from './tags.js';
 /** Report counting progress every this many objects. */
 const PROGRESS_EVERY = 4096;
+
+/** Objects of one pack by idx position (see Enumeration.packed). */
+export interface PackedObjects {
+  readonly pack: number;
+  readonly extras: number;
+  readonly positions: Uint32Array;
+}
 
 /** The objects to send and the client's objects at the edge (usable as thin-pack bases). */
 export interface Enumeration {
   readonly objects: ObjectId[];
   /** Trees and blobs known to be on the client (marked uninteresting). */
   readonly edges: OidSet;
-  /** Name hash of each object's path (0 for commits, tags and roots), parallel to `objects`. */
+  /** Name hash of each object's path (0 for commits, tags and roots), parallel to `objects` (or shorter: the rest are 0). */
   readonly nameHashes: number[];
   /** Edge trees and blobs by `pathHash * 2 + kind` (0 tree, 1 blob): thin-pack delta base candidates. */
   readonly edgeByName: Map<number, ObjectId>;
   /** Parallel to `objects` where known (see PathHashes.locations), in the packs of `graph`. */
   readonly locations?: number[];
   readonly graph?: AccelGraph;
+  /**
+   * Set by bitmap enumerations: objects[extras..] are the objects at `positions` (idx
+   * positions, in this order) of pack `pack` of `graph`; the first `extras` are elsewhere.
+   * Readers can then skip the (lazy) per-object lists.
+   */
+  readonly packed?: PackedObjects;
 }
 
-/** Reads a tag and returns what it points at. */
-async function tagTarget(src: WalkSource, oid: ObjectId): Promise<ObjectId> {
-  const obj = await src.tryReadObject(oid);
-  if (obj === undefined) throw new NotFoundError('OBJ_MISSING', `tag ${oid} is missing`);
-  if (obj.type !== 'tag') throw new ValidationError('OBJ_BAD_TYPE', `object ${oid} is a ${obj.type}, expected a tag`);
-  return decodeTag(obj.data).object;
-}
 
 /** Runs the enumeration; `tagRefs` are the repository's refs/tags/* (for include-tag). */
 export async function enumerateObjects(
@@ -56,6 +56,11 @@ export async function enumerateObjects(
 ): Promise<Enumeration> {
   const signal = req.signal;
   signal?.throwIfAborted();
+  // Bitmaps answer reachability questions; a shallow boundary changes what is reachable.
+  if ((req.shallowBoundary === undefined || req.shallowBoundary.size === 0) && src.reachBitmaps !== undefined) {
+    const view = await src.reachBitmaps();
+    if (view !== undefined) return enumerateWithBitmaps(src, view, req, tagRefs);
+  }
   const graph = await src.accelGraph?.();
   const reader = new TreeReader(src, signal, graph);
   const header = async (oid: ObjectId): Promise<ObjectHeader | undefined> => graph?.header(oid) ?? src.tryReadHeader(oid);
@@ -184,16 +189,4 @@ export async function enumerateObjects(
     edgeByName,
     ...(paths.locations === undefined || reader.graph === undefined ? {} : { locations: paths.locations, graph: reader.graph }),
   };
-}
-
-/** What a tag ref's object peels to; undefined when it is not a tag (a lightweight tag). */
-async function peelTag(src: WalkSource, oid: ObjectId): Promise<ObjectId | undefined> {
-  let cur = oid;
-  for (let depth = 0; depth < TAG_CHAIN_MAX; depth++) {
-    const h = await src.tryReadHeader(cur);
-    if (h === undefined) return undefined;
-    if (h.type !== 'tag') return depth === 0 ? undefined : cur;
-    cur = await tagTarget(src, cur);
-  }
-  return undefined;
 }

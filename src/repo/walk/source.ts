@@ -2,6 +2,7 @@
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { GitObject } from '../../git/object/object-type.js';
 import type { AccelGraph } from '../accel/graph.js';
+import type { BitmapView } from '../object-db/bitmap-load.js';
 import type { CommitLinks, ObjectHeader } from '../repository.js';
 
 /** The reads walks need; StoredRepository implements it over the object db and caches. */
@@ -13,6 +14,8 @@ export interface WalkSource {
   tryReadHeader(oid: ObjectId): Promise<ObjectHeader | undefined>;
   /** The packs' reachability accelerators, when the source has packs (walks then inflate less). */
   accelGraph?(): Promise<AccelGraph | undefined>;
+  /** The reachability bitmaps of a closed pack, when the source has one (walks then stop early). */
+  reachBitmaps?(): Promise<BitmapView | undefined>;
 }
 
 /** A commit links lookup that answers undefined for absent objects (git's parse_commit_gently). */

@@ -112,7 +112,7 @@ export interface PathHashes {
  * accelerator stores it) mixed with its parent's path hash, so the same path always gets the
  * same value whether its tree was inflated or read from an accelerator.
  */
-function pathHash(parent: number | undefined, name: number): number {
+export function pathHash(parent: number | undefined, name: number): number {
   return parent === undefined ? name : (Math.imul(parent ^ 0x2f, 0x9e3779b1) ^ name) >>> 0;
 }
 

@@ -10,5 +10,6 @@ export function walkSourceOf(db: ObjectDb): WalkSource {
     tryReadObject: (oid) => db.tryReadObject(oid),
     tryReadHeader: (oid) => db.tryReadHeader(oid),
     accelGraph: () => db.graph(),
+    reachBitmaps: () => db.bitmapView(),
   };
 }
