@@ -58,8 +58,14 @@ export interface ShallowUpdate {
 
 export interface EnumerateRequest {
   readonly wants: readonly ObjectId[];
-  /** Objects the client has (acked commons); their closure is excluded. */
+  /** Objects the client has (acked commons); their closure is excluded (see `sparse`). */
   readonly haves: readonly ObjectId[];
+  /**
+   * Exclude the haves' closure as git's pack.useSparse does (the default): only paths that
+   * changed are walked, and an object the client has under another path may be sent again.
+   * False: exactly `git rev-list --objects wants --not haves`, at the cost of walking whole trees.
+   */
+  readonly sparse?: boolean;
   /** Commits whose parents are not walked (see ShallowUpdate.boundary). */
   readonly shallowBoundary?: ReadonlySet<ObjectId>;
   /** include-tag: annotated tags whose target chain is sent are sent too. */

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StowageError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
@@ -32,6 +33,21 @@ async function gitObjects(wants: readonly string[], haves: readonly string[], ex
   return lines.map((l) => l.slice(0, 40));
 }
 
+/** The objects `git pack-objects --revs EXTRA` packs for wants --not haves (its pack, indexed, listed). */
+async function packedObjects(repo: string, scratch: string, wants: readonly string[], haves: readonly string[], extra: readonly string[] = []): Promise<string[]> {
+  const pack = await git(repo, ['pack-objects', '--revs', ...extra, '--stdout', '-q'], [...wants, ...haves.map((h) => `^${h}`)].join('\n') + '\n');
+  const dir = await mkdtemp(join(scratch, 'packed-'));
+  try {
+    await git(scratch, ['init', '-q', '--bare', dir]);
+    const idxOut = (await git(dir, ['index-pack', '--stdin'], pack)).toString().trim();
+    const idxPath = join(dir, 'objects', 'pack', `pack-${idxOut.split(/\s+/).pop()}.idx`);
+    const lines = (await git(dir, ['show-index'], await readFile(idxPath))).toString().trim().split('\n');
+    return lines.filter((l) => l !== '').map((l) => l.split(' ')[1]!);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function assertSameSet(actual: readonly string[], expected: readonly string[], what: string): void {
   assert.equal(new Set(actual).size, actual.length, `${what}: duplicates in our output`);
   const e = new Set(expected);
@@ -58,10 +74,56 @@ describe('enumerateObjects equals git rev-list --objects', () => {
       const h = haves();
       const resolved = h.length === 0 ? [] : await gitLines(fx.oracle, ['rev-parse', ...h]);
       const expected = await gitObjects(wants(), resolved);
-      const got = await enumerateObjects(src, { wants: wants() as ObjectId[], haves: resolved as ObjectId[] });
+      const got = await enumerateObjects(src, { wants: wants() as ObjectId[], haves: resolved as ObjectId[], sparse: false });
       assertSameSet(got.objects, expected, name);
+      // The default (sparse) walk sends what git's pack-objects --sparse sends.
+      const sparse = await enumerateObjects(src, { wants: wants() as ObjectId[], haves: resolved as ObjectId[] });
+      assertSameSet(sparse.objects, await packedObjects(fx.oracle, fx.root, wants(), resolved, ['--sparse']), `${name} (sparse)`);
     });
   }
+
+  test('sparse: only changed paths are walked, and a file moved into a new directory is sent again, as with git', async () => {
+    // A tiny history: a/x, a/z and b/y; then x moves to the new directory c/ and z goes, so
+    // the path a/ is gone on the sent side and the sparse walk has no reason to look into it.
+    const root = await mkdtemp(join(tmpdir(), 'stowage-sparse-'));
+    try {
+      const work = join(root, 'w');
+      await git(root, ['init', '-q', '-b', 'main', work]);
+      const ident = ['-c', 'user.name=T', '-c', 'user.email=t@example.com'];
+      await mkdir(join(work, 'a'));
+      await mkdir(join(work, 'b'));
+      await writeFile(join(work, 'a', 'x'), 'the moved file\n');
+      await writeFile(join(work, 'a', 'z'), 'a deleted file\n');
+      await writeFile(join(work, 'b', 'y'), 'an unchanged file\n');
+      await git(work, ['add', '.']);
+      await git(work, [...ident, 'commit', '-qm', 'one']);
+      await mkdir(join(work, 'c'));
+      await git(work, ['mv', 'a/x', 'c/x']);
+      await git(work, ['rm', '-q', 'a/z']);
+      await git(work, [...ident, 'commit', '-qm', 'two']);
+      await git(work, ['repack', '-adq']);
+      const [two, one] = await gitLines(work, ['rev-list', 'main']);
+      const packDir = join(work, '.git', 'objects', 'pack');
+      const name = (await readdir(packDir)).find((f) => f.endsWith('.pack'))!.replace(/\.pack$/, '');
+      const store = new MemoryStore();
+      const records = await storePacks(store, 'r2', [{ name, pack: await readFile(join(packDir, `${name}.pack`)), idx: await readFile(join(packDir, `${name}.idx`)) }]);
+      const db = await ObjectDb.open({ store, repoId: 'r2', caches: createRepoCaches({ blockCacheMb: 8, indexCacheMb: 4, objectCacheMb: 16 }) }, records);
+      const small = walkSourceOf(db);
+      const req = { wants: [two as ObjectId], haves: [one as ObjectId] };
+      const exact = await enumerateObjects(small, { ...req, sparse: false });
+      const sparse = await enumerateObjects(small, req);
+      const revList = (await gitLines(work, ['rev-list', '--objects', two!, `^${one}`])).map((l) => l.slice(0, 40));
+      assertSameSet(exact.objects, revList, 'exact');
+      assertSameSet(sparse.objects, await packedObjects(work, root, [two!], [one!], ['--sparse']), 'sparse');
+      const blob = (await gitLines(work, ['rev-parse', `${two}:c/x`]))[0] as ObjectId;
+      assert.ok(!exact.objects.includes(blob), 'the exact walk knows the client has the moved blob');
+      assert.ok(sparse.objects.includes(blob), 'the sparse walk sends the moved blob again, as git does');
+      // b/ is the same tree on both sides: the sparse walk never looked inside it.
+      assert.equal(sparse.objects.length, exact.objects.length + 1);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 
   test('commits come first, newest first, as git lists them', async () => {
     const want = ref('refs/heads/main');

@@ -1,9 +1,11 @@
 /**
  * What a fetch sends: `git rev-list --objects <wants> --not <haves>` cut at the shallow
  * boundary, plus include-tag (pack-objects add_ref_tag). Objects reachable from the haves
- * are excluded the way git does it (list-objects.c mark_edges_uninteresting): the trees of
- * uninteresting parents of sent commits are marked uninteresting recursively, and with a
- * shallow boundary the trees of the haves too (--objects-edge-aggressive).
+ * are excluded the way git does it (list-objects.c mark_edges_uninteresting): by default
+ * sparsely as git's pack.useSparse (only paths where a sent tree and an uninteresting one
+ * differ are visited), or with `sparse: false` by marking the trees of uninteresting parents
+ * of sent commits recursively (exactly `rev-list --objects`); with a shallow boundary the
+ * trees of the haves are marked whole too (--objects-edge-aggressive).
  */
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
@@ -12,7 +14,7 @@ import type { EnumerateRequest, ObjectHeader } from '../repository.js';
 import { revWalk } from './rev-walk.js';
 import type { WalkSource } from './source.js';
 import { OidSet } from './oid-set.js';
-import { TreeReader, collectTree, markTreeUninteresting } from './tree-walk.js';
+import { TreeReader, collectTree, markTreeUninteresting, markTreesUninterestingSparse } from './tree-walk.js';
 import { TAG_CHAIN_MAX, peelTag, tagTarget, type TagRef } from './tags.js';
 import { enumerateWithBitmaps } from './bitmap-enumerate.js';
 
@@ -114,18 +116,36 @@ export async function enumerateObjects(
   const parentsOf = (oid: ObjectId): readonly ObjectId[] =>
     boundary !== undefined && boundary.has(oid) ? [] : (walk.links(oid)?.parents ?? []);
 
-  // mark_edges_uninteresting.
-  for (const c of walk.listed) {
-    if (walk.isUninteresting(c)) {
-      await markTreeUninteresting(reader, walk.links(c)!.tree, unint, edgeByName);
-      continue;
+  // mark_edges_uninteresting: sparse as git's pack.useSparse, except with a shallow boundary
+  // (--objects-edge-aggressive marks whole trees of the haves anyway).
+  const aggressive = boundary !== undefined && boundary.size > 0;
+  if (req.sparse !== false && !aggressive) {
+    const roots = new Set<ObjectId>();
+    for (const c of walk.listed) {
+      const tree = walk.links(c)!.tree;
+      if (walk.isUninteresting(c)) unint.add(tree);
+      roots.add(tree);
+      for (const p of parentsOf(c)) {
+        const pl = walk.links(p);
+        if (pl === undefined) continue;
+        roots.add(pl.tree);
+        if (walk.isUninteresting(p)) unint.add(pl.tree);
+      }
     }
-    for (const p of parentsOf(c)) {
-      const pl = walk.links(p);
-      if (pl !== undefined && walk.isUninteresting(p)) await markTreeUninteresting(reader, pl.tree, unint, edgeByName);
+    await markTreesUninterestingSparse(reader, roots, unint, edgeByName);
+  } else {
+    for (const c of walk.listed) {
+      if (walk.isUninteresting(c)) {
+        await markTreeUninteresting(reader, walk.links(c)!.tree, unint, edgeByName);
+        continue;
+      }
+      for (const p of parentsOf(c)) {
+        const pl = walk.links(p);
+        if (pl !== undefined && walk.isUninteresting(p)) await markTreeUninteresting(reader, pl.tree, unint, edgeByName);
+      }
     }
   }
-  if (boundary !== undefined && boundary.size > 0) {
+  if (aggressive) {
     for (const h of haveCommits) {
       const hl = walk.links(h);
       if (hl !== undefined) await markTreeUninteresting(reader, hl.tree, unint, edgeByName);

@@ -185,7 +185,7 @@ function childLocation(graph: AccelGraph | undefined, f: Frame, c: Cursor): Grap
  * what other seen neighbours leave uncovered); undefined when it has no record. Synchronous:
  * walks must not pay an await per tree.
  */
-function openRecorded(reader: TreeReader, oid: ObjectId, loc: GraphLocation | undefined, hash: number | undefined, seen: OidSet): AccelFrame | undefined {
+function openRecorded(reader: TreeReader, oid: ObjectId, loc: GraphLocation | undefined, hash: number | undefined, seen: Pick<OidSet, 'hasRaw'>): AccelFrame | undefined {
   const graph = reader.graph;
   if (graph !== undefined) {
     const at = loc ?? locateRecorded(graph, oid);
@@ -310,3 +310,68 @@ async function mustOpen(reader: TreeReader, oid: ObjectId, hash: number | undefi
   return f;
 }
 
+
+/** A set of trees found at one path (by path hash) during the sparse walk. */
+interface PathGroup {
+  readonly trees: ObjectId[];
+  readonly hash: number | undefined;
+}
+
+/**
+ * git's mark_trees_uninteresting_sparse (pack.useSparse, on by default since git 2.27): given
+ * the root trees of the walk's edge (sent commits and their parents; the uninteresting ones
+ * already in `marks`), descends only into paths where both an interesting and an
+ * uninteresting tree occur, marking the children of uninteresting trees along the way. A
+ * one-commit fetch so visits the changed paths instead of the whole tree of its parent; an
+ * object the client has under another path may be sent again, as with git. Paths are grouped
+ * by path hash: a collision only merges two groups, and marking stays sound because every
+ * marked object is a child of an uninteresting tree. With `edge`, the marked children are
+ * recorded by path as in markTreeUninteresting (thin-pack bases for the changed paths).
+ */
+export async function markTreesUninterestingSparse(
+  reader: TreeReader,
+  roots: Iterable<ObjectId>,
+  marks: OidSet,
+  edge?: Map<number, ObjectId>,
+): Promise<void> {
+  const graph = reader.graph;
+  const c: Cursor = { bytes: EMPTY, oid: 0, kind: 0, name: 0, ref: 0 };
+  const stack: PathGroup[] = [{ trees: [...new Set(roots)], hash: undefined }];
+  while (stack.length > 0) {
+    const group = stack.pop()!;
+    let interesting = false;
+    let uninteresting = false;
+    for (const t of group.trees) {
+      if (marks.has(t)) uninteresting = true;
+      else interesting = true;
+      if (interesting && uninteresting) break;
+    }
+    if (!interesting || !uninteresting) continue;
+    const children = new Map<number, Set<ObjectId>>();
+    for (const t of group.trees) {
+      if (reader.tick()) await reader.pause();
+      const parentMarked = marks.has(t);
+      const f = openRecorded(reader, t, undefined, group.hash, NO_NEIGHBOURS) ?? (await openTree(reader, t, group.hash));
+      if (f === undefined) continue; // parse_tree_gently: an absent tree is skipped
+      while (nextEntry(graph, f, c)) {
+        if (c.kind === 2) continue;
+        const hash = pathHash(group.hash, c.name);
+        if (parentMarked && marks.addRaw(c.bytes, c.oid) && edge !== undefined) {
+          const key = hash * 2 + c.kind;
+          if (!edge.has(key)) edge.set(key, hexAt(c.bytes, c.oid));
+        }
+        if (c.kind !== 0) continue;
+        let set = children.get(hash);
+        if (set === undefined) children.set(hash, (set = new Set()));
+        set.add(hexAt(c.bytes, c.oid));
+      }
+    }
+    for (const [hash, set] of children) if (set.size > 1) stack.push({ trees: [...set], hash });
+  }
+}
+
+/**
+ * No tree counts as seen: openRecorded then gives a tree's whole entry list (the sparse walk
+ * cannot skip a delta base's entries, since a marked tree's children need not be marked).
+ */
+const NO_NEIGHBOURS: Pick<OidSet, 'hasRaw'> = { hasRaw: () => false };
