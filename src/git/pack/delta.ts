@@ -49,8 +49,12 @@ export function deltaSizes(delta: Uint8Array): { baseSize: number; resultSize: n
   return { baseSize, resultSize };
 }
 
-/** Applies `delta` to `base`; throws ProtocolError('PACK_BAD_DELTA') for any inconsistency. */
-export function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
+/**
+ * Applies `delta` to `base`; throws ProtocolError('PACK_BAD_DELTA') for any inconsistency.
+ * With `into` (when the result fits) the result is written there and a view of it returned,
+ * so callers that recycle buffers allocate nothing; `into` must not overlap base or delta.
+ */
+export function applyDelta(base: Uint8Array, delta: Uint8Array, into?: Uint8Array): Uint8Array {
   let [baseSize, p] = readSize(delta, 0);
   if (baseSize !== base.length) throw badDelta(`base is ${base.length} bytes, delta expects ${baseSize}`);
   let resultSize: number;
@@ -58,7 +62,7 @@ export function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
   const end = delta.length;
   // A delta cannot produce more than this many bytes; refuse before allocating a hostile size.
   if (resultSize > (end - p) * RESULT_PER_DELTA_BYTE) throw badDelta(`result size ${resultSize} is impossible`);
-  const out = Buffer.allocUnsafe(resultSize);
+  const out = into !== undefined && into.length >= resultSize ? into : Buffer.allocUnsafe(resultSize);
   // Plain Uint8Array views: their subarray() is much cheaper than Buffer's.
   const src = new Uint8Array(base.buffer, base.byteOffset, base.length);
   const ins = new Uint8Array(delta.buffer, delta.byteOffset, delta.length);
@@ -105,7 +109,7 @@ export function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
     }
   }
   if (o !== resultSize) throw badDelta(`result is ${o} bytes, delta declares ${resultSize}`);
-  return out;
+  return out === into ? out.subarray(0, resultSize) : out;
 }
 
 /** A growable byte sink for the encoder. */

@@ -95,6 +95,70 @@ export function encodeIdx(entries: readonly IdxEntry[], packChecksum: ObjectId, 
   return out;
 }
 
+/**
+ * Encodes an idx v2 from raw columns already in idx order: `names` holds n sorted 20-byte ids,
+ * `offsets[k]` and `crc32s[k]` belong to names[k]. For indexers that sort raw ids themselves
+ * (no id strings); same bytes as encodeIdx.
+ */
+export function encodeIdxSorted(
+  names: Uint8Array,
+  offsets: ArrayLike<number>,
+  crc32s: ArrayLike<number>,
+  packChecksum: ObjectId,
+  opts: EncodeIdxOptions = {},
+): Uint8Array {
+  const limit = Math.min(opts.off32Limit ?? LARGE_OFFSET - 1, LARGE_OFFSET - 1);
+  const n = offsets.length;
+  if (names.length !== n * OID_RAW_LENGTH || crc32s.length !== n) throw new RangeError('idx columns differ in length');
+  let large = 0;
+  for (let i = 0; i < n; i++) if (offsets[i]! > limit) large++;
+  const size = HEADER_BYTES + n * (OID_RAW_LENGTH + 8) + large * 8 + TRAILER_BYTES;
+  const out = Buffer.alloc(size);
+  out.writeUInt32BE(IDX_MAGIC, 0);
+  out.writeUInt32BE(IDX_VERSION, 4);
+  const namesAt = HEADER_BYTES;
+  const crcAt = namesAt + n * OID_RAW_LENGTH;
+  const offAt = crcAt + n * 4;
+  const largeAt = offAt + n * 4;
+  out.set(names, namesAt);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const fanout = new Uint32Array(256);
+  let li = 0;
+  for (let i = 0; i < n; i++) {
+    const at = i * OID_RAW_LENGTH;
+    if (i > 0 && compareRaw(names, at - OID_RAW_LENGTH, at) > 0) throw new RangeError('idx names are not sorted');
+    fanout[names[at]!]!++;
+    view.setUint32(crcAt + i * 4, crc32s[i]! >>> 0);
+    const o = offsets[i]!;
+    if (o > limit) {
+      view.setUint32(offAt + i * 4, (LARGE_OFFSET | li) >>> 0);
+      out.writeBigUInt64BE(BigInt(o), largeAt + li * 8);
+      li++;
+    } else {
+      view.setUint32(offAt + i * 4, o);
+    }
+  }
+  let total = 0;
+  for (let b = 0; b < 256; b++) {
+    total += fanout[b]!;
+    view.setUint32(8 + b * 4, total);
+  }
+  const trailerAt = size - TRAILER_BYTES;
+  if (out.write(packChecksum, trailerAt, OID_RAW_LENGTH, 'hex') !== OID_RAW_LENGTH) {
+    throw new RangeError(`invalid pack checksum ${packChecksum}`);
+  }
+  createHash('sha1').update(out.subarray(0, trailerAt + OID_RAW_LENGTH)).digest().copy(out, trailerAt + OID_RAW_LENGTH);
+  return out;
+}
+
+function compareRaw(b: Uint8Array, x: number, y: number): number {
+  for (let k = 0; k < OID_RAW_LENGTH; k++) {
+    const d = b[x + k]! - b[y + k]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 /** A decoded idx v2: lookups by id, by position and by pack offset without copying the tables. */
 export class PackIndex {
   /** Number of objects in the pack. */

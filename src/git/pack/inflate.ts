@@ -73,8 +73,12 @@ export class Inflater {
     return this.#done;
   }
 
-  /** Starts a stream that must inflate to `expectedSize` bytes; `at` is a pack offset for messages. */
-  begin(expectedSize: number, at = 0): void {
+  /**
+   * Starts a stream that must inflate to `expectedSize` bytes; `at` is a pack offset for
+   * messages. With `out` (at least expectedSize + 1 bytes) the result is written there and
+   * result() is a view of it: for callers that consume it before the next stream.
+   */
+  begin(expectedSize: number, at = 0, out?: Buffer): void {
     if (!Number.isSafeInteger(expectedSize) || expectedSize < 0 || expectedSize > OBJECT_SIZE_MAX) {
       throw new RangeError(`invalid expected inflated size ${expectedSize}`);
     }
@@ -83,7 +87,7 @@ export class Inflater {
     // Output space is reserved as input arrives (see #reserve), never from the declared size
     // alone: a 20-byte entry claiming 512 MiB must not allocate 512 MiB.
     // result() hands out a view of the buffer, so every stream starts a fresh one.
-    this.#out = EMPTY;
+    this.#out = out !== undefined && out.length > expectedSize ? out : EMPTY;
     this.#expected = expectedSize;
     this.#produced = 0;
     this.#done = false;
@@ -211,15 +215,17 @@ let shared: Inflater | undefined;
  * Inflates the one zlib stream starting at buf[pos] (more data may follow) to exactly
  * `expectedSize` bytes. Returns the bytes and how many compressed bytes the stream took,
  * or undefined if buf ends before the stream does. Throws ProtocolError('PACK_BAD_ENTRY').
+ * `out`, if big enough, receives the bytes (see Inflater.begin).
  */
 export function inflateAt(
   buf: Uint8Array,
   pos: number,
   expectedSize: number,
+  out?: Buffer,
 ): { data: Uint8Array; consumed: number } | undefined {
   // A private scratch handle: every call runs to completion synchronously, so sharing is safe.
   shared ??= new Inflater();
-  shared.begin(expectedSize, pos);
+  shared.begin(expectedSize, pos, out);
   const consumed = shared.inflateWhole(buf, pos, buf.length);
   return consumed === undefined ? undefined : { data: shared.result(), consumed };
 }

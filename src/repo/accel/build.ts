@@ -30,8 +30,9 @@ export async function buildAccelerator(
       signal: opts.signal,
       ...(opts.threads === undefined ? {} : { threads: opts.threads }),
     });
-    if (indexed.idx === undefined || indexed.accel === undefined) throw new ValidationError('REPO_CORRUPT', 'the pack holds no objects');
-    return { idx: indexed.idx, accel: indexed.accel, objectCount: indexed.objectCount };
+    const accel = indexed.accelerator();
+    if (indexed.idx === undefined || accel === undefined) throw new ValidationError('REPO_CORRUPT', 'the pack holds no objects');
+    return { idx: indexed.idx, accel, objectCount: indexed.objectCount };
   } finally {
     await spool.remove();
   }

@@ -17,37 +17,97 @@ import { diffTrees, entryMeta, parseTreeStarts, type EntryStarts, type TreeDiff 
 const TYPE_COMMIT = 1;
 const TYPE_TREE = 2;
 /** Entry boundaries of recent trees kept for their delta children (bytes of Int32Arrays). */
-const STARTS_CACHE_BYTES = 8 * 1024 * 1024;
+const STARTS_CACHE_BYTES = 1024 * 1024;
 const ID = 20;
 
-/** What a collector in another thread gathered: entry numbers and their records. */
+/** What a collector in another thread gathered: entry numbers and where their records are in `chunks`. */
 export interface CollectorState {
   readonly entries: Int32Array;
-  readonly records: readonly Uint8Array[];
+  /** Location of each entry's record: chunk number * CHUNK_STRIDE + byte offset. */
+  readonly locations: Float64Array;
+  readonly chunks: readonly Uint8Array[];
 }
 
-/** Per-thread collection of commit and tree records, keyed by pack entry number. */
+/** Records are packed into chunks of this size (a bigger record gets a chunk of its own). */
+const CHUNK_BYTES = 1 << 20;
+/** Location = chunk * CHUNK_STRIDE + offset; offsets inside a chunk stay below it. */
+const CHUNK_STRIDE = 2 ** 21;
+const NO_RECORD = -1;
+
+/**
+ * Per-thread collection of commit and tree records, keyed by pack entry number. Records are
+ * packed into a few big chunks (no object per record) and located by a typed array.
+ */
 export class AccelCollector {
-  readonly #records = new Map<number, Uint8Array>();
+  #chunks: Buffer[] = [];
+  #used = 0;
+  #locations = new Float64Array(1024).fill(NO_RECORD);
+  /** Entries with records, in the order added (for exportState). */
+  #entries = new Int32Array(1024);
+  #count = 0;
   readonly #starts = new Map<number, EntryStarts>();
   #startsBytes = 0;
 
   /**
    * Records the object of pack entry `i` (type code 1..4). For a delta, `baseEntry` and
-   * `baseData` are its base's entry number and content.
+   * `baseData` are its base's entry number and content. For a tree with a base, returns its
+   * difference from the base (entries not added are byte-identical to entries of the base),
+   * which link checks may reuse.
    */
-  add(i: number, type: number, data: Uint8Array, baseEntry?: number, baseData?: Uint8Array): void {
+  add(i: number, type: number, data: Uint8Array, baseEntry?: number, baseData?: Uint8Array): TreeDiff | undefined {
     try {
-      if (type === TYPE_COMMIT) this.#records.set(i, commitRecord(data));
-      else if (type === TYPE_TREE) this.#tree(i, buf(data), baseEntry, baseData === undefined ? undefined : buf(baseData));
+      if (type === TYPE_COMMIT) this.#commit(i, data);
+      else if (type === TYPE_TREE) return this.#tree(i, buf(data), baseEntry, baseData === undefined ? undefined : buf(baseData));
     } catch {
       // Undecodable: no record; readers inflate it (and report what is wrong).
     }
+    return undefined;
   }
 
-  #tree(i: number, data: Buffer, baseEntry: number | undefined, baseData: Buffer | undefined): void {
+  /** Space for the record of entry i: the chunk and the offset to write `size` bytes at. */
+  #reserve(i: number, size: number): { readonly out: Buffer; readonly at: number } {
+    let chunk = this.#chunks[this.#chunks.length - 1];
+    if (chunk === undefined || this.#used + size > chunk.length) {
+      chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, size));
+      this.#chunks.push(chunk);
+      this.#used = 0;
+    }
+    const at = this.#used;
+    this.#used += size;
+    this.#locate(i, (this.#chunks.length - 1) * CHUNK_STRIDE + at);
+    return { out: chunk, at };
+  }
+
+  #locate(i: number, location: number): void {
+    if (i >= this.#locations.length) {
+      const next = new Float64Array(Math.max(i + 1, this.#locations.length * 2)).fill(NO_RECORD);
+      next.set(this.#locations);
+      this.#locations = next;
+    }
+    if (this.#locations[i] === NO_RECORD) {
+      if (this.#count === this.#entries.length) {
+        const next = new Int32Array(this.#entries.length * 2);
+        next.set(this.#entries);
+        this.#entries = next;
+      }
+      this.#entries[this.#count++] = i;
+    }
+    this.#locations[i] = location;
+  }
+
+  /** [u8 1][f64 time][20 tree][u32 n][20 x n parents] */
+  #commit(i: number, data: Uint8Array): void {
+    const links = decodeCommitLinks(data);
+    const { out, at } = this.#reserve(i, 1 + 8 + ID + 4 + ID * links.parents.length);
+    out[at] = TYPE_COMMIT;
+    out.writeDoubleLE(links.committerTime, at + 1);
+    out.write(links.tree, at + 9, ID, 'hex');
+    out.writeUInt32LE(links.parents.length, at + 29);
+    links.parents.forEach((p, k) => out.write(p, at + 33 + k * ID, ID, 'hex'));
+  }
+
+  #tree(i: number, data: Buffer, baseEntry: number | undefined, baseData: Buffer | undefined): TreeDiff | undefined {
     let starts: EntryStarts;
-    let record: Uint8Array;
     let d: TreeDiff | undefined;
     let baseStarts: EntryStarts | undefined;
     if (baseEntry !== undefined && baseData !== undefined) {
@@ -58,20 +118,47 @@ export class AccelCollector {
     // worth it: the pack's delta base was a tree of another path.
     if (d !== undefined && (d.removed.length + d.added.length) * 3 <= (d.starts.length - 1) * 2) {
       starts = d.starts;
-      record = treeRecord(data, starts, baseEntry!, d.added, baseData, baseStarts, d.removed);
-    } else if (d !== undefined) {
-      starts = d.starts;
-      const all: number[] = [];
-      for (let k = 0; k + 1 < starts.length; k++) all.push(k);
-      record = treeRecord(data, starts, -1, all);
+      this.#treeRecord(i, data, starts, baseEntry!, d.added, baseData, baseStarts, d.removed);
     } else {
-      starts = parseTreeStarts(data);
-      const all: number[] = [];
-      for (let k = 0; k + 1 < starts.length; k++) all.push(k);
-      record = treeRecord(data, starts, -1, all);
+      starts = d !== undefined ? d.starts : parseTreeStarts(data);
+      this.#treeRecord(i, data, starts, -1, undefined);
     }
-    this.#records.set(i, record);
     this.#keepStarts(i, starts);
+    return d;
+  }
+
+  /**
+   * [u8 2][i32 base entry][u32 nr][u32 na][per removed, then per added: u32 index, u32 meta, 20 id];
+   * `added` undefined means every entry of the tree.
+   */
+  #treeRecord(
+    i: number,
+    data: Buffer,
+    starts: EntryStarts,
+    baseEntry: number,
+    added: readonly number[] | undefined,
+    baseData?: Buffer,
+    baseStarts?: EntryStarts,
+    removed: readonly number[] = [],
+  ): void {
+    const na = added === undefined ? starts.length - 1 : added.length;
+    const { out, at } = this.#reserve(i, 13 + (removed.length + na) * (8 + ID));
+    out[at] = TYPE_TREE;
+    out.writeInt32LE(baseEntry, at + 1);
+    out.writeUInt32LE(removed.length, at + 5);
+    out.writeUInt32LE(na, at + 9);
+    let p = at + 13;
+    const put = (src: Buffer, st: EntryStarts, k: number): void => {
+      const s = st[k]!;
+      const e = st[k + 1]!;
+      out.writeUInt32LE(k, p);
+      out.writeUInt32LE(entryMeta(src, s, e), p + 4);
+      src.copy(out, p + 8, e - ID, e);
+      p += 8 + ID;
+    };
+    for (const k of removed) put(baseData!, baseStarts!, k);
+    if (added === undefined) for (let k = 0; k < na; k++) put(data, starts, k);
+    else for (const k of added) put(data, starts, k);
   }
 
   #keepStarts(i: number, starts: EntryStarts): void {
@@ -84,72 +171,68 @@ export class AccelCollector {
     }
   }
 
-  /** Everything gathered, for merge() in another thread. */
+  /**
+   * Everything gathered, for merge() in another thread. The chunks are trimmed copies or
+   * whole buffers of their own, so they can be transferred (see transferList).
+   */
   exportState(): CollectorState {
-    return { entries: Int32Array.from(this.#records.keys()), records: [...this.#records.values()] };
+    const chunks = this.#chunks.map((c, k) => (k === this.#chunks.length - 1 && this.#used < c.length ? Buffer.from(c.subarray(0, this.#used)) : c));
+    const entries = this.#entries.slice(0, this.#count);
+    const locations = new Float64Array(this.#count);
+    for (let k = 0; k < this.#count; k++) locations[k] = this.#locations[entries[k]!]!;
+    return { entries, locations, chunks };
+  }
+
+  /** The buffers of an exported state that postMessage may move instead of copying. */
+  static transferList(state: CollectorState): ArrayBuffer[] {
+    const out = new Set<ArrayBuffer>();
+    for (const c of state.chunks) if (c.buffer instanceof ArrayBuffer && c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) out.add(c.buffer);
+    return [...out];
   }
 
   /** Adds what another thread's collector gathered. */
   merge(state: CollectorState): void {
-    state.entries.forEach((e, k) => this.#records.set(e, state.records[k]!));
+    const first = this.#chunks.length;
+    // Later records go to a new chunk; the current one is left as it is.
+    for (const c of state.chunks) this.#chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    this.#used = Infinity;
+    for (let k = 0; k < state.entries.length; k++) {
+      const loc = state.locations[k]!;
+      const chunk = Math.floor(loc / CHUNK_STRIDE);
+      this.#locate(state.entries[k]!, (first + chunk) * CHUNK_STRIDE + (loc - chunk * CHUNK_STRIDE));
+    }
   }
 
   /** Record of entry i (for finishAccel). */
-  record(i: number): Uint8Array | undefined {
-    return this.#records.get(i);
+  record(i: number): Buffer | undefined {
+    const loc = i < this.#locations.length ? this.#locations[i]! : NO_RECORD;
+    if (loc === NO_RECORD) return undefined;
+    const chunk = Math.floor(loc / CHUNK_STRIDE);
+    const c = this.#chunks[chunk]!;
+    const at = loc - chunk * CHUNK_STRIDE;
+    return c.subarray(at, at + recordLength(c, at));
   }
 
   /** Forgets everything (after the file is written). */
   clear(): void {
-    this.#records.clear();
+    this.#chunks = [];
+    this.#used = 0;
+    this.#locations = new Float64Array(1024).fill(NO_RECORD);
+    this.#entries = new Int32Array(1024);
+    this.#count = 0;
     this.#starts.clear();
     this.#startsBytes = 0;
   }
 }
 
+/** Bytes of the record at c[at] (see the record layouts above). */
+function recordLength(c: Buffer, at: number): number {
+  if (c[at] === TYPE_COMMIT) return 33 + ID * c.readUInt32LE(at + 29);
+  return 13 + (c.readUInt32LE(at + 5) + c.readUInt32LE(at + 9)) * (8 + ID);
+}
+
 function buf(d: Uint8Array): Buffer {
   return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-}
-
-/** [u8 1][f64 time][20 tree][u32 n][20 x n parents] */
-function commitRecord(data: Uint8Array): Uint8Array {
-  const links = decodeCommitLinks(data);
-  const out = Buffer.allocUnsafe(1 + 8 + ID + 4 + ID * links.parents.length);
-  out[0] = TYPE_COMMIT;
-  out.writeDoubleLE(links.committerTime, 1);
-  out.write(links.tree, 9, ID, 'hex');
-  out.writeUInt32LE(links.parents.length, 29);
-  links.parents.forEach((p, k) => out.write(p, 33 + k * ID, ID, 'hex'));
-  return out;
-}
-
-/** [u8 2][i32 base entry][u32 nr][u32 na][per removed, then per added: u32 index, u32 meta, 20 id] */
-function treeRecord(
-  data: Buffer,
-  starts: EntryStarts,
-  baseEntry: number,
-  added: readonly number[],
-  baseData?: Buffer,
-  baseStarts?: EntryStarts,
-  removed: readonly number[] = [],
-): Uint8Array {
-  const out = Buffer.allocUnsafe(13 + (removed.length + added.length) * (8 + ID));
-  out[0] = TYPE_TREE;
-  out.writeInt32LE(baseEntry, 1);
-  out.writeUInt32LE(removed.length, 5);
-  out.writeUInt32LE(added.length, 9);
-  let p = 13;
-  const put = (src: Buffer, st: EntryStarts, k: number): void => {
-    const s = st[k]!;
-    const e = st[k + 1]!;
-    out.writeUInt32LE(k, p);
-    out.writeUInt32LE(entryMeta(src, s, e), p + 4);
-    src.copy(out, p + 8, e - ID, e);
-    p += 8 + ID;
-  };
-  for (const k of removed) put(baseData!, baseStarts!, k);
-  for (const k of added) put(data, starts, k);
-  return out;
 }
 
 /** Positions of raw ids in an idx v2 (binary search over its name table by 32-bit words, no strings). */
@@ -207,15 +290,18 @@ export interface FinishInput {
   readonly selfContained: boolean;
   /** The pack's longest delta chain, when known (written as the CHAINS section). */
   readonly longestChain?: number;
+  /** Idx position of the raw id at raw[off], or -1; default: a binary search of `idx`. */
+  readonly positionOfId?: (raw: Uint8Array, off: number) => number;
 }
 
-/** Builds the accelerator file from the records collected for a finished pack and its idx. */
+/** Builds the accelerator file from the records collected for a finished pack and its idx; empties the collector. */
 export function finishAccel(c: AccelCollector, input: FinishInput): Uint8Array {
   const lookup = new IdxLookup(input.idx);
   const w = new AccelWriter(lookup.count, input.packChecksum, input.selfContained);
   w.longestChain = input.longestChain;
+  const find = input.positionOfId ?? ((raw: Uint8Array, off: number): number => lookup.find(raw, off));
   const ref = (raw: Uint8Array, off: number): number => {
-    const p = lookup.find(raw, off);
+    const p = find(raw, off);
     return p >= 0 ? p : w.extRef(raw, off);
   };
   // A tree record needs its base's record (readers rebuild entry lists from the base).
@@ -283,5 +369,8 @@ export function finishAccel(c: AccelCollector, input: FinishInput): Uint8Array {
       w.addTree(pos, baseEntry < 0 ? undefined : input.positionOf[baseEntry]!, removed, added);
     }
   }
+  // The records are all in the writer now: drop them before the file is laid out, so the
+  // collector's chunks and the finished file need not be held at once.
+  c.clear();
   return w.finish();
 }

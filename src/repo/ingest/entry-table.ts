@@ -3,6 +3,7 @@
  * entry, whatever the object sizes): where each entry is, what it is, its CRC32 and, once
  * resolved, its object id and type.
  */
+import { createHash, hash } from 'node:crypto';
 import type { ObjectId } from '../../git/hash/object-id.js';
 import type { ObjectType } from '../../git/object/object-type.js';
 
@@ -65,9 +66,8 @@ export class EntryTable {
   baseIndex: Int32Array;
   /** 1 if this entry's id duplicates an earlier entry's. */
   duplicate: Uint8Array;
-  /** Raw ids, 20 bytes per entry (filled by resolver threads; the main thread uses `oids`). */
+  /** Raw ids, 20 bytes per entry, written by whichever thread hashes the object. */
   oidBytes: Uint8Array;
-  readonly oids: (ObjectId | undefined)[] = [];
 
   constructor(capacity: number) {
     const n = Math.max(16, capacity);
@@ -99,7 +99,6 @@ export class EntryTable {
     t.baseIndex = c.baseIndex;
     t.duplicate = c.duplicate;
     t.oidBytes = c.oidBytes;
-    t.oids.length = c.count;
     return t;
   }
 
@@ -121,9 +120,12 @@ export class EntryTable {
     };
   }
 
-  /** Appends an entry; returns its number. */
-  add(offset: number, headerLength: number, packedLength: number, crc32: number, kind: number, size: number): number {
-    if (this.count === this.offset.length) this.#grow();
+  /**
+   * Appends an entry; returns its number. `expected` is the count the pack header announced:
+   * growth stops there (not at the next power of two) while the header holds.
+   */
+  add(offset: number, headerLength: number, packedLength: number, crc32: number, kind: number, size: number, expected = 0): number {
+    if (this.count === this.offset.length) this.#grow(expected);
     const i = this.count++;
     this.offset[i] = offset;
     this.headerLength[i] = headerLength;
@@ -132,8 +134,17 @@ export class EntryTable {
     this.kind[i] = kind;
     this.size[i] = size;
     this.objectSize[i] = kind < CODE_OFS_DELTA ? size : 0;
-    this.oids.push(undefined);
     return i;
+  }
+
+  /** The id of resolved entry i, as hex. */
+  oidHex(i: number): ObjectId {
+    return Buffer.from(this.oidBytes.buffer, this.oidBytes.byteOffset + i * 20, 20).toString('hex') as ObjectId;
+  }
+
+  /** Sets the id of entry i from hex. */
+  setOidHex(i: number, oid: ObjectId): void {
+    Buffer.from(this.oidBytes.buffer, this.oidBytes.byteOffset + i * 20, 20).write(oid, 'hex');
   }
 
   /** True if entry i is a delta (resolved or not). */
@@ -156,8 +167,9 @@ export class EntryTable {
     return -1;
   }
 
-  #grow(): void {
-    const n = this.offset.length * 2;
+  #grow(expected: number): void {
+    const double = this.offset.length * 2;
+    const n = expected > this.offset.length && expected < double ? expected : double;
     this.offset = grow(this.offset, new Float64Array(shared(n * 8)));
     this.headerLength = grow(this.headerLength, new Uint8Array(shared(n)));
     this.packedLength = grow(this.packedLength, new Float64Array(shared(n * 8)));
@@ -179,6 +191,31 @@ function shared(bytes: number): SharedArrayBuffer {
 function grow<T extends Float64Array | Uint32Array | Int32Array | Uint8Array>(from: T, to: T): T {
   to.set(from as never);
   return to;
+}
+
+/** Objects up to this size are hashed in one call from a copy next to their header. */
+const ONE_SHOT_MAX = 256 * 1024;
+let hashScratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * Hashes an object (git's "<type> <size>\0" header, then the data) into entry i's raw id.
+ * Small objects (nearly all) go through one-shot hashing of header and data copied together:
+ * no Hash object per object, which costs more than the copy.
+ */
+export function writeObjectId(t: EntryTable, i: number, type: ObjectType, data: Uint8Array): void {
+  const head = `${type} ${data.length}\0`;
+  if (data.length > ONE_SHOT_MAX) {
+    const h = createHash('sha1');
+    h.update(head);
+    h.update(data);
+    t.oidBytes.set(h.digest(), i * 20);
+    return;
+  }
+  const total = head.length + data.length;
+  if (hashScratch.length < total) hashScratch = Buffer.allocUnsafeSlow(Math.max(total, hashScratch.length * 2));
+  const n = hashScratch.write(head, 0, 'latin1');
+  hashScratch.set(data, n);
+  t.oidBytes.set(hash('sha1', hashScratch.subarray(0, total), 'buffer'), i * 20);
 }
 
 /**

@@ -86,7 +86,11 @@ describe('indexPack', () => {
       await assert.rejects(run(unsorted), (e: unknown) => hasCode(e, 'FSCK_FAILED') && e instanceof ValidationError && /treeNotSorted/.test(e.message));
       const v = await run(dotdot);
       assert.deepEqual(v.warnings.map((w) => w.id), ['hasDotdot']);
-      await v.finish({ typeOf: (oid) => (oid === blob ? 'blob' : undefined), sizeOf: () => 2, read: async () => Buffer.from('x\n') }, {
+      const blobRaw = Buffer.from(blob, 'hex');
+      await v.finish({
+        typeOf: (oid) => (oid === blob ? 'blob' : undefined), sizeOf: () => 2, read: async () => Buffer.from('x\n'),
+        typeCodeRaw: (buf, off) => (blobRaw.equals(buf.subarray(off, off + 20)) ? 3 : 0),
+      }, {
         hasObject: async () => false, tryReadObject: async () => undefined, tryReadHeader: async () => undefined,
       }, []);
     } finally {

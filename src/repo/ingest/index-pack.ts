@@ -12,17 +12,17 @@ import { ProtocolError, StoreError } from '../../core/errors.js';
 import { hashObject, type ObjectId } from '../../git/hash/object-id.js';
 import type { GitObject } from '../../git/object/object-type.js';
 import { PACK_ENTRY_CODE, encodeEntryHeader } from '../../git/pack/entry.js';
-import { encodeIdx, type IdxEntry } from '../../git/pack/idx.js';
 import { deflate } from '../../git/pack/inflate.js';
 import { PackScanner, encodePackHeader, type ScannedEntry } from '../../git/pack/scanner.js';
 import type { ProgressFn } from '../repository.js';
 import { AccelCollector, finishAccel } from '../accel/collector.js';
-import { CODE_OFS_DELTA, EntryTable, longestDeltaChain, typeCode, typeName } from './entry-table.js';
+import { CODE_OFS_DELTA, EntryTable, longestDeltaChain, typeCode, typeName, writeObjectId } from './entry-table.js';
+import { OidIndex, buildIdx } from './oid-index.js';
 import { SpoolPackReader } from './pack-reader.js';
 import { ProgressThrottle } from './progress.js';
 import { DeltaResolver } from './resolve.js';
 import type { SpoolFile } from './spool.js';
-import type { PackVerifier } from './verify.js';
+import { PackVerifier } from './verify.js';
 import { ofsChildrenCsr, resolveInWorkers } from './worker-pool.js';
 
 /** Length of a pack trailer (SHA-1). */
@@ -39,6 +39,8 @@ const APPEND_LEVEL = 1;
 const MISSING_SHOWN = 5;
 /** Worker threads only pay for their start-up (tens of ms each) on packs with this many ofs-deltas. */
 const WORKER_MIN_DELTAS = 20_000;
+/** Spool blocks of this thread's reader while it resolves batches beside the workers (4 MiB). */
+const LOCAL_BLOCKS = 16;
 /** Default thread count ceiling: concurrent pushes share the machine. */
 const THREADS_DEFAULT_MAX = 4;
 
@@ -82,11 +84,15 @@ export interface IndexedPack {
   readonly thinBases: number;
   /** Entries whose id an earlier entry already had (kept in pack and idx, as git does without --strict). */
   readonly duplicates: number;
-  /** The reachability accelerator of the completed pack (accel/format.ts), unless disabled or empty. */
-  readonly accel: Uint8Array | undefined;
+  /**
+   * The reachability accelerator of the completed pack (accel/format.ts), unless disabled or
+   * empty. Built on the first call, from records collected during resolution: callers first
+   * finish (and free) their own checks, so the two never hold memory at once.
+   */
+  accelerator(): Uint8Array | undefined;
   readonly table: EntryTable;
   /** Object id -> first entry holding it. */
-  readonly byOid: ReadonlyMap<ObjectId, number>;
+  readonly byOid: OidIndex;
   readonly reader: SpoolPackReader;
 }
 
@@ -99,42 +105,53 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     ...(opts.maxPackSize === undefined ? {} : { maxPackSize: opts.maxPackSize }),
   });
   let table: EntryTable | undefined;
-  const byOid = new Map<ObjectId, number>();
+  let byOid: OidIndex | undefined;
   const refBase = new Map<number, ObjectId>();
-  const ofsChildren = new Map<number, number[]>();
   const refChildren = new Map<ObjectId, number[]>();
   const deltas = new Map<number, Uint8Array>();
   const deltaMemory = opts.deltaMemory ?? DEFAULT_DELTA_MEMORY;
+  const threads = opts.threads ?? Math.min(THREADS_DEFAULT_MAX, availableParallelism());
+  const workerMinDeltas = opts.workerMinDeltas ?? WORKER_MIN_DELTAS;
   let deltaBytes = 0;
+  let ofsDeltas = 0;
+  // Worker threads re-read every delta from the spool: once they will run, keeping more is waste.
+  let keepDeltas = true;
   let duplicates = 0;
+  /** Entry number of the first base appended to complete a thin pack. */
+  let firstThinBase = Infinity;
   const accel = opts.accelerator === false ? undefined : new AccelCollector();
+  const verifier = opts.verifier;
   const receiving = new ProgressThrottle(opts.onProgress, 'Receiving objects', undefined);
 
-  const record = (t: EntryTable, i: number, oid: ObjectId, data: Uint8Array): void => {
-    t.oids[i] = oid;
-    if (byOid.has(oid)) {
+  /** Records entry i, whose raw id is in the table: duplicates, checks, accelerator. */
+  const record = (t: EntryTable, ids: OidIndex, i: number, data: Uint8Array, base?: number, baseData?: Uint8Array): void => {
+    const type = t.type[i]!;
+    const change = accel?.add(i, type, data, base, baseData);
+    if (ids.add(i) >= 0) {
       t.duplicate[i] = 1;
       duplicates++;
       return;
     }
-    byOid.set(oid, i);
-    opts.verifier?.check(oid, typeName(t.type[i]!), data);
+    // Entries shared with a base are linked through the base, unless it is a thin base (not checked).
+    const sameAs = base !== undefined && base < firstThinBase ? change : undefined;
+    if (verifier !== undefined && PackVerifier.checks(type)) verifier.check(t.oidHex(i), typeName(type), data, sameAs);
   };
 
   const onEntry = (e: ScannedEntry): void => {
     if (table === undefined) {
       const n = scanner.objectCount ?? 0;
       table = new EntryTable(Math.min(n, INITIAL_CAPACITY_MAX));
+      byOid = new OidIndex(table, Math.min(n, INITIAL_CAPACITY_MAX));
       receiving.setTotal(n);
     }
     const t = table;
     const h = e.header;
     const kind = PACK_ENTRY_CODE[h.type];
-    const i = t.add(e.offset, h.headerLength, e.packedLength, e.crc32, kind, h.size);
+    const i = t.add(e.offset, h.headerLength, e.packedLength, e.crc32, kind, h.size, scanner.objectCount ?? 0);
     if (kind < CODE_OFS_DELTA) {
       t.type[i] = kind;
-      record(t, i, hashObject(h.type, e.data), e.data);
-      accel?.add(i, kind, e.data);
+      writeObjectId(t, i, typeName(kind), e.data);
+      record(t, byOid!, i, e.data);
       return;
     }
     if (h.baseOffset !== undefined) {
@@ -143,12 +160,15 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
         throw new ProtocolError('PACK_BAD_DELTA', `pack entry at offset ${e.offset}: delta base offset ${h.baseOffset} is not the start of an entry`);
       }
       t.baseIndex[i] = b;
-      pushChild(ofsChildren, b, i);
+      if (++ofsDeltas >= workerMinDeltas && threads > 1 && keepDeltas) {
+        keepDeltas = false;
+        deltas.clear();
+      }
     } else if (h.baseId !== undefined) {
       refBase.set(i, h.baseId);
       pushChild(refChildren, h.baseId, i);
     }
-    if (deltaBytes + e.data.length <= deltaMemory) {
+    if (keepDeltas && deltaBytes + e.data.length <= deltaMemory) {
       deltas.set(i, e.data);
       deltaBytes += e.data.length;
     }
@@ -179,10 +199,13 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     await Promise.resolve(it.return?.()).catch(() => undefined);
     throw err;
   }
-  const empty = (t: EntryTable): IndexedPack => ({
-    objectCount: 0, checksum: undefined, packSize: 0, idx: undefined, thinBases: 0, duplicates: 0, accel: undefined, table: t, byOid,
-    reader: new SpoolPackReader(spool, t, refBase, byOid),
-  });
+  const empty = (t: EntryTable): IndexedPack => {
+    const ids = byOid ?? new OidIndex(t);
+    return {
+      objectCount: 0, checksum: undefined, packSize: 0, idx: undefined, thinBases: 0, duplicates: 0, accelerator: () => undefined, table: t, byOid: ids,
+      reader: new SpoolPackReader(spool, t, refBase, ids),
+    };
+  };
   if (received === 0) return empty(new EntryTable(0));
   const scanned = scanner.end();
   await spool.flush();
@@ -190,57 +213,80 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
   const t: EntryTable = table;
   receiving.done(t.count);
 
-  const reader = new SpoolPackReader(spool, t, refBase, byOid);
+  const ids: OidIndex = byOid!;
+  const reader = new SpoolPackReader(spool, t, refBase, ids);
   const scannedCount = t.count;
-  const ofsDeltas = ofsCount(t);
   const deltaCount = ofsDeltas + refBase.size;
   const cacheLimit = opts.baseCacheMemory ?? DEFAULT_BASE_CACHE;
   const resolving = new ProgressThrottle(opts.onProgress, 'Resolving deltas', deltaCount);
   let resolvedElsewhere = 0;
-  const threads = opts.threads ?? Math.min(THREADS_DEFAULT_MAX, availableParallelism());
-  if (threads > 1 && ofsDeltas >= (opts.workerMinDeltas ?? WORKER_MIN_DELTAS)) {
+  // ofs children by base entry (CSR); each base's list is handed out once (ofsTaken).
+  const { childStart, childList } = ofsChildrenCsr(t);
+  const ofsTaken = new Uint8Array(scannedCount);
+  if (threads > 1 && ofsDeltas >= workerMinDeltas) {
     // Whole objects' ofs trees go to worker threads, which fill in types and raw ids.
     const roots: number[] = [];
-    for (let i = 0; i < scannedCount; i++) if (!t.isDelta(i) && ofsChildren.has(i)) roots.push(i);
-    const { childStart, childList } = ofsChildrenCsr(t);
+    for (let i = 0; i < scannedCount; i++) if (!t.isDelta(i) && childStart[i + 1]! > childStart[i]!) roots.push(i);
     deltas.clear();
+    // Every object gets an id, and (nearly) every one is named by another: size both tables once.
+    ids.reserve(t.count);
+    verifier?.reserveLinks(t.count);
+    // This thread takes batches too, with a reader of its own (a small block cache, as a worker's).
+    const localReader = new SpoolPackReader(spool, t, refBase, ids, LOCAL_BLOCKS);
+    // Exactly as in a worker: a verifier per batch merged at its end; ids are added after the pool.
+    const local = async (batch: Int32Array, stop: AbortSignal): Promise<number> => {
+      const v = verifier === undefined ? undefined : new PackVerifier(verifier.config);
+      const r = new DeltaResolver({
+        table: t, reader: localReader,
+        takeChildren: (i) => (childStart[i + 1]! > childStart[i]! ? childList.subarray(childStart[i]!, childStart[i + 1]!) : undefined),
+        onResolved: (i, data, base, baseData) => {
+          const type = t.type[i]!;
+          const change = accel?.add(i, type, data, base, baseData);
+          if (v !== undefined && PackVerifier.checks(type)) v.check(t.oidHex(i), typeName(type), data, change);
+        },
+        cacheLimit: Math.max(1, Math.floor(cacheLimit / threads)),
+        signal: stop,
+      });
+      for (const root of batch) await r.resolveFrom(root);
+      if (v !== undefined) verifier!.merge(v.exportState());
+      return r.resolved;
+    };
     resolvedElsewhere = await resolveInWorkers({
-      table: t, childStart, childList, roots, spoolPath: spool.path, verifier: opts.verifier, accel, threads, cacheLimit, signal,
+      table: t, childStart, childList, roots, spoolPath: spool.path, verifier, accel, threads, cacheLimit, signal, local,
       onProgress: (n) => resolving.tick(n),
     });
-    for (const r of roots) ofsChildren.delete(r);
+    for (const r of roots) ofsTaken[r] = 1;
     for (let i = 0; i < scannedCount; i++) {
       if (!t.isDelta(i) || t.type[i] === 0) continue;
-      ofsChildren.delete(i);
-      const oid = Buffer.from(t.oidBytes.buffer, t.oidBytes.byteOffset + i * 20, 20).toString('hex') as ObjectId;
-      t.oids[i] = oid;
-      if (byOid.has(oid)) {
+      ofsTaken[i] = 1;
+      if (ids.add(i) >= 0) {
         t.duplicate[i] = 1;
         duplicates++;
-      } else {
-        byOid.set(oid, i);
       }
     }
   }
-  const takeChildren = (i: number): number[] | undefined => {
-    const ofs = ofsChildren.get(i);
-    if (ofs !== undefined) ofsChildren.delete(i);
-    const oid = t.oids[i];
-    const ref = oid === undefined ? undefined : refChildren.get(oid);
-    if (ref !== undefined) refChildren.delete(oid!);
+  const refChildrenOf = (i: number): number[] | undefined => {
+    if (refChildren.size === 0) return undefined;
+    const oid = t.oidHex(i);
+    const ref = refChildren.get(oid);
+    if (ref !== undefined) refChildren.delete(oid);
+    return ref;
+  };
+  const takeChildren = (i: number): ArrayLike<number> | undefined => {
+    let ofs: Int32Array | undefined;
+    if (i < scannedCount && ofsTaken[i] === 0) {
+      ofsTaken[i] = 1;
+      if (childStart[i + 1]! > childStart[i]!) ofs = childList.subarray(childStart[i]!, childStart[i + 1]!);
+    }
+    const ref = refChildrenOf(i);
     if (ofs === undefined) return ref;
-    return ref === undefined ? ofs : ofs.concat(ref);
+    return ref === undefined ? ofs : [...ofs, ...ref];
   };
-  const hasChildren = (i: number): boolean => {
-    const oid = t.oids[i];
-    return ofsChildren.has(i) || (oid !== undefined && refChildren.has(oid));
-  };
+  const hasChildren = (i: number): boolean =>
+    (ofsTaken[i] === 0 && childStart[i + 1]! > childStart[i]!) || (refChildren.size > 0 && refChildren.has(t.oidHex(i)));
   const resolver = new DeltaResolver({
     table: t, reader, takeChildren, deltas,
-    onResolved: (i, oid, data, base, baseData) => {
-      record(t, i, oid, data);
-      accel?.add(i, t.type[i]!, data, base, baseData);
-    },
+    onResolved: (i, data, base, baseData) => record(t, ids, i, data, base, baseData),
     cacheLimit,
     signal,
     onProgress: (n) => resolving.tick(resolvedElsewhere + n),
@@ -264,6 +310,7 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
         throw new StoreError('REPO_CORRUPT', `local object ${baseId} is corrupt (its content hashes differently)`);
       }
       if (thinBases === 0) {
+        firstThinBase = t.count;
         end -= TRAILER_LENGTH;
         await spool.truncate(end);
       }
@@ -273,8 +320,8 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
       const bytes = Buffer.concat([head, body]);
       const j = t.add(end, head.length, bytes.length, crc32(bytes), typeCode(obj.type), obj.data.length);
       t.type[j] = typeCode(obj.type);
-      t.oids[j] = baseId;
-      byOid.set(baseId, j);
+      t.setOidHex(j, baseId);
+      ids.add(j);
       accel?.add(j, t.type[j]!, obj.data);
       await spool.append(bytes);
       await spool.flush();
@@ -305,11 +352,18 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
     checksum = digest.toString('hex') as ObjectId;
     reader.invalidate();
   }
-  const { entries, positionOf } = sortedIdxEntries(t);
-  const idx = encodeIdx(entries, checksum);
+  const { idx, positionOf } = buildIdx(t, checksum);
+  const longestChain = longestDeltaChain(t, (i) => {
+    const base = refBase.get(i);
+    return base === undefined ? undefined : ids.get(base);
+  });
   let accelBytes: Uint8Array | undefined;
-  if (accel !== undefined) {
-    accelBytes = finishAccel(accel, {
+  let collector = accel;
+  const accelerator = (): Uint8Array | undefined => {
+    if (collector === undefined) return accelBytes;
+    const c = collector;
+    collector = undefined;
+    accelBytes = finishAccel(c, {
       packChecksum: checksum,
       idx,
       entries: t.count,
@@ -317,51 +371,19 @@ export async function indexPack(input: AsyncIterable<Uint8Array>, spool: SpoolFi
       typeOf: (i) => t.type[i]!,
       sizeOf: (i) => t.objectSize[i]!,
       selfContained: true,
-      longestChain: longestDeltaChain(t, (i) => {
-        const base = refBase.get(i);
-        return base === undefined ? undefined : byOid.get(base);
-      }),
+      positionOfId: (raw, off) => {
+        const e = ids.findRaw(raw, off);
+        return e < 0 ? -1 : positionOf[e]!;
+      },
+      longestChain,
     });
-    accel.clear();
-  }
-  return { objectCount: t.count, checksum, packSize: end, idx, thinBases, duplicates, accel: accelBytes, table: t, byOid, reader };
+    return accelBytes;
+  };
+  return { objectCount: t.count, checksum, packSize: end, idx, thinBases, duplicates, accelerator, table: t, byOid: ids, reader };
 }
 
 function pushChild<K>(map: Map<K, number[]>, key: K, child: number): void {
   const list = map.get(key);
   if (list === undefined) map.set(key, [child]);
   else list.push(child);
-}
-
-/**
- * The idx entries in id order. Sorting on a numeric key (the first 32 bits) first is much
- * faster than comparing strings throughout; encodeIdx's own sort then sees sorted input.
- */
-function sortedIdxEntries(t: EntryTable): { entries: IdxEntry[]; positionOf: Int32Array } {
-  const n = t.count;
-  const key = new Uint32Array(n);
-  for (let i = 0; i < n; i++) key[i] = parseInt(t.oids[i]!.slice(0, 8), 16);
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  order.sort((a, b) => {
-    const d = key[a]! - key[b]!;
-    if (d !== 0) return d;
-    const x = t.oids[a]!;
-    const y = t.oids[b]!;
-    return x < y ? -1 : x > y ? 1 : t.offset[a]! - t.offset[b]!;
-  });
-  const out = new Array<IdxEntry>(n);
-  const positionOf = new Int32Array(n);
-  for (let k = 0; k < n; k++) {
-    const i = order[k]!;
-    out[k] = { oid: t.oids[i]!, offset: t.offset[i]!, crc32: t.crc32[i]! };
-    positionOf[i] = k;
-  }
-  return { entries: out, positionOf };
-}
-
-function ofsCount(t: EntryTable): number {
-  let n = 0;
-  for (let i = 0; i < t.count; i++) if (t.kind[i] === CODE_OFS_DELTA) n++;
-  return n;
 }

@@ -73,11 +73,17 @@ export async function ingestPack(
           return t.isDelta(i) ? 0 : t.size[i]!;
         },
         read: async (oid) => indexed.reader.readObject(indexed.byOid.get(oid)!).data,
+        typeCodeRaw: (buf, off) => {
+          const i = indexed.byOid.findRaw(buf, off);
+          return i < 0 ? 0 : t.type[i]!;
+        },
       },
       deps.objects,
       opts.newTips,
       opts.signal,
     );
+    // Built now, after the checks freed their tables (so a failure still rejects the push here).
+    indexed.accelerator();
     await spool.close();
     return new IngestedPack(indexed, spool, verifier, deps);
   } catch (err) {
@@ -149,7 +155,7 @@ class IngestedPack implements ReceivedPack {
     await store.put(idxKey(repoId, name), idx, signalOpt);
     // Then the accelerator, still before the pack is published: readers of a published pack
     // find it (or, for packs from before accelerators, inflate instead).
-    const accel = this.indexed.accel;
+    const accel = this.indexed.accelerator();
     if (accel !== undefined) await store.put(acceleratorKey(repoId, name, ACCEL_KIND), accel, signalOpt);
     this.#stored = { name, size: packSize, objects: objectCount, createdMs: this.deps.clock(), source: 'receive' };
     return this.#stored;

@@ -14,12 +14,26 @@ import { CODE_OFS_DELTA, CODE_REF_DELTA, typeName, type EntryTable } from './ent
 
 /** Spool reads go through a small LRU of aligned blocks: resolution reads entries near each other. */
 const BLOCK_SIZE = 256 * 1024;
+/** Default block budget (32 MiB); resolver threads pass a smaller one (see the constructor). */
 const BLOCKS_CACHED = 128;
+
+/** Scratch buffers start at this size and grow in powers of two up to SCRATCH_MAX. */
+const SCRATCH_MIN = 64 * 1024;
+/** Bigger reads and deltas get buffers of their own (a scratch buffer stays as big as its largest use). */
+const SCRATCH_MAX = 4 * 1024 * 1024;
+
+function scratchSize(n: number): number {
+  let s = SCRATCH_MIN;
+  while (s < n) s *= 2;
+  return s;
+}
 
 /** Random-access bytes of the pack (a SpoolFile, or a file descriptor in a worker). */
 export interface PackBytes {
   /** Exactly `length` bytes at `position`. */
   readSync(position: number, length: number): Uint8Array;
+  /** Reads exactly `length` bytes at `position` into `into` (from its start); optional. */
+  readInto?(position: number, length: number, into: Uint8Array): void;
   /** Current length of the pack bytes. */
   readonly size: number;
 }
@@ -27,6 +41,9 @@ export interface PackBytes {
 /** Random access to a spooled pack through its entry table. */
 export class SpoolPackReader {
   readonly #blocks = new Map<number, Uint8Array>();
+  /** Compressed bytes of exact reads, and inflated deltas handed out as scratch (see entryData). */
+  #readScratch = Buffer.allocUnsafeSlow(SCRATCH_MIN);
+  #dataScratch = Buffer.allocUnsafeSlow(SCRATCH_MIN);
   /** Block reads and cache hits, for tests and tuning. */
   readonly stats = { blockReads: 0, hits: 0 };
 
@@ -36,20 +53,34 @@ export class SpoolPackReader {
     /** ref-delta entry number -> base id. */
     private readonly refBase: ReadonlyMap<number, ObjectId> = new Map(),
     /** object id -> first entry number holding it. */
-    private readonly byOid: ReadonlyMap<ObjectId, number> = new Map(),
+    private readonly byOid: { get(oid: ObjectId): number | undefined } = new Map(),
+    /**
+     * Blocks kept. A pack that fits is read wholly through blocks; a bigger one reads whole
+     * objects (ascending offsets, so a few blocks serve them) through blocks and deltas exactly.
+     */
+    private readonly blocksCached = BLOCKS_CACHED,
   ) {}
 
-  /** The inflated data of entry i (the object, or its delta instructions). */
-  entryData(i: number): Uint8Array {
+  /**
+   * The inflated data of entry i (the object, or its delta instructions). With `scratch` the
+   * bytes live in a buffer the next scratch call overwrites: for deltas applied at once.
+   */
+  entryData(i: number, scratch = false): Uint8Array {
     const t = this.table;
     const offset = t.offset[i]!;
     const start = offset + t.headerLength[i]!;
     const length = t.packedLength[i]! - t.headerLength[i]!;
     // Whole objects (roots) are read in ascending offset order: through blocks. Deltas are
     // read in tree order, scattered over a big pack: exactly, unless their block is cached.
-    const small = this.bytes.size <= BLOCK_SIZE * BLOCKS_CACHED;
+    const small = this.bytes.size <= BLOCK_SIZE * this.blocksCached;
     const buf = this.#read(start, length, small || !t.isDelta(i));
-    const r = inflateAt(buf, 0, t.size[i]!);
+    const size = t.size[i]!;
+    let out: Buffer | undefined;
+    if (scratch && size < SCRATCH_MAX) {
+      if (this.#dataScratch.length <= size) this.#dataScratch = Buffer.allocUnsafeSlow(scratchSize(size + 1));
+      out = this.#dataScratch;
+    }
+    const r = inflateAt(buf, 0, size, out);
     if (r === undefined) throw new ProtocolError('PACK_TRUNCATED', `pack entry at offset ${offset} is cut short`);
     return r.data;
   }
@@ -81,7 +112,7 @@ export class SpoolPackReader {
       k = b;
     }
     let data = this.entryData(k);
-    for (let c = chain.length - 1; c >= 0; c--) data = applyDelta(data, this.entryData(chain[c]!));
+    for (let c = chain.length - 1; c >= 0; c--) data = applyDelta(data, this.entryData(chain[c]!, true));
     return { type: typeName(this.table.kind[k]!), data };
   }
 
@@ -92,7 +123,11 @@ export class SpoolPackReader {
       const from = start - first * BLOCK_SIZE;
       return this.#block(first).subarray(from, from + length);
     }
-    return this.bytes.readSync(start, length);
+    // Exact reads land in a scratch buffer: inflating consumes them at once.
+    if (this.bytes.readInto === undefined || length > SCRATCH_MAX) return this.bytes.readSync(start, length);
+    if (this.#readScratch.length < length) this.#readScratch = Buffer.allocUnsafeSlow(scratchSize(length));
+    this.bytes.readInto(start, length, this.#readScratch);
+    return this.#readScratch.subarray(0, length);
   }
 
   #block(n: number): Uint8Array {
@@ -108,7 +143,7 @@ export class SpoolPackReader {
     const start = n * BLOCK_SIZE;
     const buf = this.bytes.readSync(start, Math.min(BLOCK_SIZE, this.bytes.size - start));
     this.#blocks.set(n, buf);
-    if (this.#blocks.size > BLOCKS_CACHED) this.#blocks.delete(this.#blocks.keys().next().value!);
+    if (this.#blocks.size > this.blocksCached) this.#blocks.delete(this.#blocks.keys().next().value!);
     return buf;
   }
 }

@@ -25,6 +25,17 @@ describe('RawOidMap', () => {
     );
   });
 
+  test('reserve() makes room once; every id stays findable at three-quarters load', () => {
+    const m = new RawOidMap();
+    m.reserve(3000);
+    const before = m.raw().vals.length;
+    const ids = Array.from({ length: 3000 }, (_, k) => Buffer.alloc(20, 0).fill(k % 251, 0, 4).fill(k >> 8, 4, 8).fill(k & 255, 8, 20));
+    ids.forEach((b, k) => assert.equal(m.setIfAbsent(b, 0, (k % 255) + 1), 0));
+    assert.equal(m.raw().vals.length, before, 'no rehash after reserve');
+    ids.forEach((b, k) => assert.equal(m.setIfAbsent(b, 0, 1), (k % 255) + 1));
+    assert.equal(m.size, 3000);
+  });
+
   test('reads ids in place from a larger buffer', () => {
     const buf = Buffer.alloc(64, 7);
     const m = new RawOidMap();

@@ -18,7 +18,7 @@ export class RawOidMap {
 
   constructor(capacity = INITIAL_CAPACITY) {
     let cap = INITIAL_CAPACITY;
-    while (cap < capacity * 2) cap *= 2;
+    while (cap * 3 < capacity * 4) cap *= 2;
     this.#mask = cap - 1;
     this.#keys = Buffer.alloc(cap * ID);
     this.#vals = new Uint8Array(cap);
@@ -34,7 +34,7 @@ export class RawOidMap {
    * there before (0 if the id is new).
    */
   setIfAbsent(buf: Uint8Array, off: number, value: number): number {
-    if ((this.#size + 1) * 2 > this.#vals.length) this.#grow();
+    if ((this.#size + 1) * 4 > this.#vals.length * 3) this.#grow();
     const keys = this.#keys;
     const vals = this.#vals;
     const mask = this.#mask;
@@ -50,6 +50,11 @@ export class RawOidMap {
       if (sameId(keys, slot * ID, buf, off)) return v;
       slot = (slot + 1) & mask;
     }
+  }
+
+  /** Makes room for `n` ids in all, so adding them never rehashes. */
+  reserve(n: number): void {
+    while ((n + 1) * 4 > this.#vals.length * 3) this.#grow();
   }
 
   /** Inserts a hex id (see setIfAbsent). */

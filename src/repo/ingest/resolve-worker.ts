@@ -14,6 +14,12 @@ import { SpoolPackReader, type PackBytes } from './pack-reader.js';
 import { DeltaResolver } from './resolve.js';
 import { PackVerifier, type VerifierState } from './verify.js';
 
+/**
+ * Spool blocks a resolver thread keeps (4 MiB): its roots come in ascending offsets, so a few
+ * blocks serve them; more would only hold memory in every thread.
+ */
+const WORKER_BLOCKS = 16;
+
 /** What a resolver thread is started with. */
 export interface ResolveWorkerData {
   readonly columns: SharedColumns;
@@ -45,23 +51,30 @@ function fileBytes(path: string): { bytes: PackBytes; close: () => void } {
     size,
     readSync(position: number, length: number): Uint8Array {
       const buf = Buffer.allocUnsafe(length);
+      bytes.readInto!(position, length, buf);
+      return buf;
+    },
+    readInto(position: number, length: number, into: Uint8Array): void {
       let done = 0;
       while (done < length) {
-        const n = readSync(fd, buf, done, length - done, position + done);
+        const n = readSync(fd, into, done, length - done, position + done);
         if (n === 0) throw new Error(`spool file ended at ${position + done}`);
         done += n;
       }
-      return buf;
     },
   };
   return { bytes, close: () => closeSync(fd) };
+}
+
+function movable(b: Uint8Array): boolean {
+  return b.buffer instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 }
 
 function run(data: ResolveWorkerData): void {
   const port = parentPort!;
   const table = EntryTable.fromShared(data.columns);
   const file = fileBytes(data.spoolPath);
-  const reader = new SpoolPackReader(file.bytes, table);
+  const reader = new SpoolPackReader(file.bytes, table, undefined, undefined, WORKER_BLOCKS);
   const { childStart, childList } = data;
   port.on('message', (task: ResolveTask) => {
     void (async () => {
@@ -75,18 +88,22 @@ function run(data: ResolveWorkerData): void {
           const to = childStart[i + 1]!;
           return from === to ? undefined : childList.subarray(from, to);
         },
-        onResolved: (i, oid, bytes, base, baseData) => {
-          Buffer.from(table.oidBytes.buffer, table.oidBytes.byteOffset + i * 20, 20).write(oid, 'hex');
-          table.oids[i] = oid;
-          verifier?.check(oid, typeName(table.type[i]!), bytes);
-          accel?.add(i, table.type[i]!, bytes, base, baseData);
+        onResolved: (i, bytes, base, baseData) => {
+          const type = table.type[i]!;
+          const change = accel?.add(i, type, bytes, base, baseData);
+          if (verifier !== undefined && PackVerifier.checks(type)) verifier.check(table.oidHex(i), typeName(type), bytes, change);
         },
         cacheLimit: data.cacheLimit,
       });
       try {
         for (const root of task.roots) await resolver.resolveFrom(root);
-        const reply: ResolveReply = { kind: 'done', resolved: resolver.resolved, state: verifier?.exportState(), accel: accel?.exportState() };
-        port.postMessage(reply);
+        const state = verifier?.exportState();
+        const collected = accel?.exportState();
+        const reply: ResolveReply = { kind: 'done', resolved: resolver.resolved, state, accel: collected };
+        // Move the big buffers instead of copying them: this thread drops them now.
+        const transfer = collected === undefined ? [] : AccelCollector.transferList(collected);
+        if (state !== undefined) for (const b of [state.linkKeys, state.linkVals]) if (movable(b)) transfer.push(b.buffer as ArrayBuffer);
+        port.postMessage(reply, transfer);
       } catch (err) {
         const reply: ResolveReply = {
           kind: 'error',

@@ -8,9 +8,8 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ProtocolError, StowageError } from '../../core/errors.js';
 import { DELTA_CHAIN_MAX } from '../../core/limits.js';
-import { hashObject, type ObjectId } from '../../git/hash/object-id.js';
-import { applyDelta } from '../../git/pack/delta.js';
-import { typeName, type EntryTable } from './entry-table.js';
+import { applyDelta, deltaSizes } from '../../git/pack/delta.js';
+import { typeName, writeObjectId, type EntryTable } from './entry-table.js';
 import type { SpoolPackReader } from './pack-reader.js';
 
 /** What the resolver reads and where it reports. */
@@ -25,10 +24,12 @@ export interface ResolveContext {
   /** Inflated delta data kept from the scan (the rest is re-read from the spool). */
   readonly deltas?: Map<number, Uint8Array>;
   /**
-   * Records a resolved entry (id, duplicates, checks; `base` is the entry it was applied to,
-   * `baseData` that entry's content). May throw to reject the pack.
+   * Records a resolved entry, whose type, size and raw id are in the table (duplicates,
+   * checks; `base` is the entry it was applied to, `baseData` that entry's content). May
+   * throw to reject the pack. `data` and `baseData` are valid during the call only: their
+   * buffers are reused afterwards, so nothing may keep them (or views of them).
    */
-  onResolved(i: number, oid: ObjectId, data: Uint8Array, base: number, baseData: Uint8Array): void;
+  onResolved(i: number, data: Uint8Array, base: number, baseData: Uint8Array): void;
   /** Bytes of bases kept on the stack before the oldest are dropped. */
   readonly cacheLimit: number;
   readonly signal?: AbortSignal | undefined;
@@ -38,8 +39,47 @@ export interface ResolveContext {
 interface Frame {
   readonly index: number;
   data: Uint8Array | undefined;
+  /** The pooled buffer holding `data`, if the resolver made it (returned to the pool when dropped). */
+  pooled: Buffer | undefined;
   readonly children: ArrayLike<number>;
   next: number;
+}
+
+/** Results up to this size go into recycled buffers; bigger ones are allocated each time. */
+const POOLED_MAX = 1024 * 1024;
+/** Free buffers kept for reuse, in bytes. */
+const POOL_BYTES = 2 * 1024 * 1024;
+const POOL_MIN = 1024;
+
+/**
+ * Free buffers by power-of-two capacity: applied objects are mostly similar in size (versions
+ * of the same trees and files), so recycling them spares the allocator and the collector.
+ */
+class BufferPool {
+  readonly #free = new Map<number, Buffer[]>();
+  #bytes = 0;
+
+  /** A buffer of at least `size` bytes (undefined above POOLED_MAX: allocate normally). */
+  take(size: number): Buffer | undefined {
+    if (size > POOLED_MAX) return undefined;
+    let cap = POOL_MIN;
+    while (cap < size) cap *= 2;
+    const list = this.#free.get(cap);
+    const b = list?.pop();
+    if (b !== undefined) {
+      this.#bytes -= cap;
+      return b;
+    }
+    return Buffer.allocUnsafeSlow(cap);
+  }
+
+  give(b: Buffer | undefined): void {
+    if (b === undefined || this.#bytes + b.length > POOL_BYTES) return;
+    let list = this.#free.get(b.length);
+    if (list === undefined) this.#free.set(b.length, (list = []));
+    list.push(b);
+    this.#bytes += b.length;
+  }
 }
 
 /** Resolves every delta reachable from the roots it is given. */
@@ -47,6 +87,7 @@ export class DeltaResolver {
   /** Deltas resolved so far. */
   resolved = 0;
   #live = 0;
+  readonly #pool = new BufferPool();
 
   constructor(private readonly ctx: ResolveContext) {}
 
@@ -58,13 +99,14 @@ export class DeltaResolver {
     const children = this.ctx.takeChildren(root);
     if (children === undefined) return;
     const { table, reader, deltas, signal } = this.ctx;
-    const stack: Frame[] = [{ index: root, data: rootData, children, next: 0 }];
+    const stack: Frame[] = [{ index: root, data: rootData, pooled: undefined, children, next: 0 }];
     this.#live = rootData?.length ?? 0;
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
       if (top.next === top.children.length) {
         stack.pop();
         if (top.data !== undefined) this.#live -= top.data.length;
+        this.#pool.give(top.pooled);
         continue;
       }
       const c = top.children[top.next++]!;
@@ -76,19 +118,22 @@ export class DeltaResolver {
       }
       const base = top.data ?? this.#materialize(stack, stack.length - 1);
       let delta = deltas?.get(c);
-      if (delta === undefined) delta = reader.entryData(c);
+      if (delta === undefined) delta = reader.entryData(c, true);
       else deltas!.delete(c);
-      const data = applyAt(base, delta, table.offset[c]!);
+      const pooled = this.#pool.take(resultSizeOf(delta));
+      const data = applyAt(base, delta, table.offset[c]!, pooled);
       table.type[c] = table.type[top.index]!;
       table.objectSize[c] = data.length;
-      const oid = hashObject(typeName(table.type[c]!), data);
-      this.ctx.onResolved(c, oid, data, top.index, base);
+      writeObjectId(table, c, typeName(table.type[c]!), data);
+      this.ctx.onResolved(c, data, top.index, base);
       this.resolved++;
       const grand = this.ctx.takeChildren(c);
       if (grand !== undefined) {
-        stack.push({ index: c, data, children: grand, next: 0 });
+        stack.push({ index: c, data, pooled, children: grand, next: 0 });
         this.#live += data.length;
         this.#evict(stack);
+      } else {
+        this.#pool.give(pooled);
       }
       if ((this.resolved & 511) === 0) {
         this.ctx.onProgress?.(this.resolved);
@@ -107,7 +152,7 @@ export class DeltaResolver {
     let data = stack[j]!.data ?? this.ctx.reader.readObject(stack[0]!.index).data;
     for (let m = j + 1; m <= k; m++) {
       const i = stack[m]!.index;
-      data = applyAt(data, this.ctx.reader.entryData(i), this.ctx.table.offset[i]!);
+      data = applyAt(data, this.ctx.reader.entryData(i, true), this.ctx.table.offset[i]!);
     }
     stack[k]!.data = data;
     this.#live += data.length;
@@ -122,14 +167,25 @@ export class DeltaResolver {
       if (f.data !== undefined) {
         this.#live -= f.data.length;
         f.data = undefined;
+        this.#pool.give(f.pooled);
+        f.pooled = undefined;
       }
     }
   }
 }
 
-function applyAt(base: Uint8Array, delta: Uint8Array, offset: number): Uint8Array {
+/** The result size a delta declares (0 if its header does not parse: applyAt then reports it). */
+function resultSizeOf(delta: Uint8Array): number {
   try {
-    return applyDelta(base, delta);
+    return deltaSizes(delta).resultSize;
+  } catch {
+    return 0;
+  }
+}
+
+function applyAt(base: Uint8Array, delta: Uint8Array, offset: number, into?: Uint8Array): Uint8Array {
+  try {
+    return applyDelta(base, delta, into);
   } catch (err) {
     if (err instanceof StowageError) {
       throw new ProtocolError('PACK_BAD_DELTA', `pack entry at offset ${offset}: ${err.message}`, { cause: err });

@@ -109,6 +109,17 @@ export class SpoolFile {
     return buf;
   }
 
+  /** Reads exactly `length` bytes at `position` into `into` (see readSync). */
+  readInto(position: number, length: number, into: Uint8Array): void {
+    if (this.#pendingBytes > 0) throw new Error('SpoolFile.readInto with unflushed bytes; call flush() first');
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.#fh.fd, into, done, length - done, position + done);
+      if (n === 0) throw new StoreError('STORE_IO', `spool file ${this.path} ended at ${position + done}`);
+      done += n;
+    }
+  }
+
   /** Streams bytes [start, end) of the file. */
   stream(start: number, end: number, signal?: AbortSignal): AsyncIterable<Uint8Array> {
     if (end <= start) return emptyStream();

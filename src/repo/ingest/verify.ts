@@ -37,6 +37,8 @@ export interface PackLookup {
   sizeOf(oid: ObjectId): number;
   /** Content of an object in the pack (only asked for objects typeOf knows). */
   read(oid: ObjectId): Promise<Uint8Array>;
+  /** Type code (1..4) of the object whose raw id is at buf[off..off+20), or 0 if not in the pack. */
+  typeCodeRaw(buf: Uint8Array, off: number): number;
 }
 
 function fsckFailure(type: ObjectType, m: FsckMessage): ValidationError {
@@ -53,6 +55,14 @@ export interface VerifierState {
   readonly linkVals: Uint8Array;
 }
 
+/** Which entries of a tree differ from its delta base (see PackVerifier.check). */
+export interface TreeChange {
+  /** Entry boundaries: entry k is bytes starts[k] .. starts[k+1]. */
+  readonly starts: ArrayLike<number>;
+  /** Entries not byte-identical to an entry of the base. */
+  readonly added: readonly number[];
+}
+
 /** Collects findings while objects stream by, then checks what needed the whole pack. */
 export class PackVerifier {
   readonly warnings: FsckMessage[] = [];
@@ -60,11 +70,21 @@ export class PackVerifier {
   readonly tagTargets = new Map<ObjectId, ObjectId>();
   readonly #special = new Map<ObjectId, SpecialBlob['kind']>();
   /** Every object named by a pushed object -> the type code it is named as. */
-  readonly #links = new RawOidMap();
+  #links = new RawOidMap();
 
   readonly #warned = new Set<string>();
 
   constructor(readonly config: FsckConfig) {}
+
+  /** Whether check() looks at objects of this type code: blobs are judged only through the trees naming them. */
+  static checks(type: number): boolean {
+    return type !== BLOB_CODE;
+  }
+
+  /** Makes room for links to `n` distinct objects (a pack's count), so merging never rehashes. */
+  reserveLinks(n: number): void {
+    this.#links.reserve(n);
+  }
 
   /** Everything collected so far, for merge() in another thread. */
   exportState(): VerifierState {
@@ -103,8 +123,13 @@ export class PackVerifier {
     }
   }
 
-  /** Checks one object of the pack; throws ValidationError('FSCK_FAILED') on an fsck error. */
-  check(oid: ObjectId, type: ObjectType, data: Uint8Array): void {
+  /**
+   * Checks one object of the pack; throws ValidationError('FSCK_FAILED') on an fsck error.
+   * `sameAs` may say which entries of a tree are new against a tree of this pack that is
+   * checked too (its delta base): the others are byte-identical to that tree's, whose links
+   * stand for them, so only the new entries are linked.
+   */
+  check(oid: ObjectId, type: ObjectType, data: Uint8Array, sameAs?: TreeChange): void {
     const res = fsckObject(oid, type, data, this.config);
     for (const m of res.messages) {
       if (m.severity === 'error') throw fsckFailure(type, m);
@@ -120,7 +145,8 @@ export class PackVerifier {
         break;
       }
       case 'tree':
-        this.#linkTree(oid, data);
+        if (sameAs === undefined) this.#linkTree(oid, data);
+        else this.#linkEntries(oid, data, sameAs);
         break;
       case 'tag': {
         const tag = decodeTag(data);
@@ -164,19 +190,24 @@ export class PackVerifier {
         this.warnings.push(m);
       }
     }
-    let n = 0;
-    for (const [oid, code] of this.#links.entries()) {
-      if ((++n & 1023) === 0) signal?.throwIfAborted();
-      let actual = pack.typeOf(oid);
-      if (actual === undefined) {
+    // Links to objects of the pack are checked on raw ids; only the others become strings.
+    const { keys, vals } = this.#links.raw();
+    for (let slot = 0; slot < vals.length; slot++) {
+      const code = vals[slot]!;
+      if (code === 0) continue;
+      if ((slot & 0xffff) === 0) signal?.throwIfAborted();
+      let actual = pack.typeCodeRaw(keys, slot * ID_LENGTH);
+      if (actual !== 0 && actual === code) continue;
+      const oid = Buffer.from(keys.buffer, keys.byteOffset + slot * ID_LENGTH, ID_LENGTH).toString('hex') as ObjectId;
+      if (actual === 0) {
         const head = await repo.tryReadHeader(oid);
         if (head === undefined) {
           throw new ValidationError('CONNECTIVITY_FAILED', `missing ${typeName(code)} ${oid}: a pushed object names it, but it is neither in the pack nor in the repository`);
         }
-        actual = head.type;
+        actual = typeCode(head.type);
       }
-      if (typeCode(actual) !== code) {
-        throw new ValidationError('FSCK_FAILED', `object ${oid}: expected type ${typeName(code)}, found ${actual}`);
+      if (actual !== code) {
+        throw new ValidationError('FSCK_FAILED', `object ${oid}: expected type ${typeName(code)}, found ${typeName(actual)}`);
       }
     }
     for (const tip of newTips) {
@@ -185,11 +216,32 @@ export class PackVerifier {
         throw new ValidationError('CONNECTIVITY_FAILED', `missing object ${tip}: a ref would point at it, but it is neither in the pack nor in the repository`);
       }
     }
+    // Checked: the link table (tens of MiB for a big push) is not needed while the pack is stored.
+    this.#links = new RawOidMap();
+    this.#special.clear();
   }
 
   #link(target: ObjectId, code: number, from: ObjectId): void {
     const prev = this.#links.setIfAbsentHex(target, code);
     if (prev !== 0 && prev !== code) throw mixedTypes(target, prev, code, from);
+  }
+
+  /** Links the entries `change.added` of a tree whose entry boundaries are `change.starts`. */
+  #linkEntries(oid: ObjectId, data: Uint8Array, change: TreeChange): void {
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const { starts, added } = change;
+    for (const k of added) {
+      const s = starts[k]!;
+      const end = starts[k + 1]!;
+      let mode = 0;
+      for (let p = s; buf[p] !== 0x20 && p < end; p++) mode = mode * 8 + (buf[p]! - 0x30);
+      const t = treeEntryType(mode);
+      if (t === 'gitlink') continue;
+      const code = typeCode(t);
+      const at = end - ID_LENGTH;
+      const prev = this.#links.setIfAbsent(buf, at, code);
+      if (prev !== 0 && prev !== code) throw mixedTypes(buf.toString('hex', at, end) as ObjectId, prev, code, oid);
+    }
   }
 
   /**
@@ -223,6 +275,7 @@ export class PackVerifier {
 }
 
 const ID_LENGTH = 20;
+const BLOB_CODE = 3;
 
 function unparsable(oid: ObjectId): ValidationError {
   return new ValidationError('FSCK_FAILED', `error in tree ${oid}: badTree: cannot be parsed`);

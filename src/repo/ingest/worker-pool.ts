@@ -2,7 +2,9 @@
  * Parallel delta resolution, as git index-pack's threads: the ofs-delta trees under whole
  * objects are independent, so batches of roots go to worker threads that read the spool
  * file, apply and hash, check objects, and write ids and types into the shared entry table.
- * Ref-deltas (and their subtrees) stay with the main thread, which needs ids to find them.
+ * The calling thread takes batches too (it would otherwise wait), so `threads` resolvers cost
+ * one worker fewer (a worker isolate holds tens of MiB). Ref-deltas (and their subtrees)
+ * stay with the main thread, which needs ids to find them.
  */
 import { Worker } from 'node:worker_threads';
 import {
@@ -24,6 +26,13 @@ import type { PackVerifier } from './verify.js';
 const BATCHES_PER_THREAD = 16;
 const BATCH_DELTAS_MIN = 256;
 
+/**
+ * Young generation of a resolver thread. Nearly everything it allocates dies young (inflated
+ * deltas, applied objects), so a small nursery costs little CPU, while V8's default (sized for
+ * a whole process) stays resident in every thread.
+ */
+const WORKER_YOUNG_MB = 4;
+
 /** What the pool needs. */
 export interface PoolJob {
   readonly table: EntryTable;
@@ -41,6 +50,13 @@ export interface PoolJob {
   readonly cacheLimit: number;
   readonly signal?: AbortSignal | undefined;
   onProgress?(resolved: number): void;
+  /**
+   * Resolves a batch of roots on the calling thread (checks and records going straight to the
+   * caller's verifier and collector); returns the deltas it resolved. When given, the calling
+   * thread is one of `threads` and one worker fewer is started: it would otherwise only wait.
+   * It must stop with the signal's reason when that is aborted.
+   */
+  readonly local?: (roots: Int32Array, signal: AbortSignal) => Promise<number>;
 }
 
 /** Builds the ofs children CSR from the table's baseIndex column (children in pack order). */
@@ -100,7 +116,7 @@ function rebuild(reply: Extract<ResolveReply, { kind: 'error' }>): Error {
   return new Cls(code, reply.message);
 }
 
-/** Resolves the ofs trees of `job.roots` on worker threads; returns how many deltas they resolved. */
+/** Resolves the ofs trees of `job.roots` on worker threads (and the calling thread); returns how many deltas they resolved. */
 export async function resolveInWorkers(job: PoolJob): Promise<number> {
   const queue = batches(job);
   const data: ResolveWorkerData = {
@@ -115,6 +131,8 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
   const url = new URL('./resolve-worker.js', import.meta.url);
   const workers: Worker[] = [];
   let resolved = 0;
+  const stopLocal = new AbortController();
+  let localDone: Promise<void> = Promise.resolve();
   try {
     await new Promise<void>((resolve, reject) => {
       let active = 0;
@@ -122,6 +140,7 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
       const fail = (err: unknown): void => {
         if (failed) return;
         failed = true;
+        stopLocal.abort(err);
         reject(err);
       };
       const next = (w: Worker): void => {
@@ -138,13 +157,10 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
         const task: ResolveTask = { roots };
         w.postMessage(task);
       };
-      const threads = Math.min(job.threads, queue.length);
-      if (threads === 0) {
-        resolve();
-        return;
-      }
+      const local = job.local;
+      const threads = Math.min(job.threads - (local === undefined ? 0 : 1), queue.length);
       for (let k = 0; k < threads; k++) {
-        const w = new Worker(url, { workerData: { kind: 'stowage-resolve', data } });
+        const w = new Worker(url, { workerData: { kind: 'stowage-resolve', data }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
         workers.push(w);
         active++;
         w.on('message', (reply: ResolveReply) => {
@@ -169,9 +185,33 @@ export async function resolveInWorkers(job: PoolJob): Promise<number> {
         });
         next(w);
       }
+      // Then this thread, on the batches the workers did not take first.
+      if (local !== undefined && queue.length > 0) {
+        active++;
+        const localSignal = job.signal === undefined ? stopLocal.signal : AbortSignal.any([job.signal, stopLocal.signal]);
+        localDone = (async () => {
+          try {
+            for (;;) {
+              if (failed) return;
+              job.signal?.throwIfAborted();
+              const roots = queue.shift();
+              if (roots === undefined) break;
+              // Not `resolved += await …`: that reads `resolved` before the await and loses the workers' counts.
+              const n = await local(roots, localSignal);
+              resolved += n;
+              job.onProgress?.(resolved);
+            }
+            if (--active === 0) resolve();
+          } catch (err) {
+            fail(err);
+          }
+        })();
+      }
+      if (active === 0) resolve();
     });
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    // The calling thread's batch stops at its next check; it must not outlive this call.
+    await Promise.all([...workers.map((w) => w.terminate()), localDone]);
   }
   return resolved;
 }
