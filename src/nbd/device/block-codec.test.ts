@@ -9,9 +9,9 @@ import { blockKey } from './volume-layout.js';
 
 const isStoreIo = (e: unknown): boolean => e instanceof StowageError && e.code === 'STORE_IO';
 
-/** Encodes a format 2 block through BlockIo (the only writer of format 2). */
-function encodeV2(index: number, epoch: number, payload: Buffer): Buffer {
-  const io = new BlockIo(new MemoryStore(), 'v', 2, () => payload.byteLength);
+/** Encodes a format 2 (or 3) block through BlockIo (the only writer of formats 2 and 3). */
+function encodeV2(index: number, epoch: number, payload: Buffer, format: 2 | 3 = 2): Buffer {
+  const io = new BlockIo(new MemoryStore(), 'v', format, () => payload.byteLength);
   const e = newEntry(sectorCount(payload.byteLength));
   for (let s = 0; s < e.sectors.length; s++) e.sectors[s] = payload.subarray(s * 4096, (s + 1) * 4096);
   const body = io.encode(index, e, undefined, epoch);
@@ -40,6 +40,57 @@ describe('block codec', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  test('format 3: round trip for any length; every single-byte flip and every moved slot is caught', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 * 4096 + 100 }), fc.nat(2 ** 40), fc.nat(), (len, index, flipSeed) => {
+        const payload = Buffer.alloc(len);
+        for (let i = 0; i < len; i++) payload[i] = (i * 7 + index) & 255;
+        const body = encodeV2(index, 9, payload, 3);
+        assert.equal(body[4], 3);
+        assert.equal(body.byteLength, encodedLengthV2(len));
+        const d = decodeBlock('k', index, body);
+        assert.deepEqual(d.payload, payload);
+        assert.equal(d.epoch, 9);
+        const bad = Buffer.from(body);
+        const at = flipSeed % bad.byteLength;
+        bad[at] = (bad[at] as number) ^ 1;
+        assert.throws(() => decodeBlock('k', index, bad), isStoreIo);
+        assert.throws(() => decodeBlock('k', index + 1, body), isStoreIo, 'another index');
+        assert.throws(() => decodeBlock('k', index + 2 ** 32, body), isStoreIo, 'another index, high half');
+        if (len > 4096) {
+          // Two slots swapped (same bytes, wrong places): caught even though each CRC is right.
+          const same = Buffer.alloc(len, 1);
+          const b = encodeV2(index, 9, same, 3);
+          const moved = Buffer.from(b);
+          b.copy(moved, slotOffset(0), slotOffset(1), slotOffset(1) + CHECK_LENGTH);
+          assert.throws(() => decodeBlock('k', index, moved), isStoreIo);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('format 3: ranged fetch verifies its slots; a lost sector stays an error', async () => {
+    const store = new MemoryStore();
+    const len = 8 * 4096;
+    const io = new BlockIo(store, 'v', 3, () => len);
+    const payload = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) payload[i] = (i * 13) & 255;
+    const body = encodeV2(7, 1, payload, 3);
+    await store.put(blockKey('v', 7), body);
+    assert.deepEqual(Buffer.concat((await io.fetch(7, 2, 3)) as Buffer[]), payload.subarray(2 * 4096, 4 * 4096));
+    assert.deepEqual(Buffer.concat((await io.fetch(7, 0, 7)) as Buffer[]), payload);
+    // An upload that could not read the old object writes poisoned slots for sectors not in memory.
+    const e = newEntry(8);
+    e.sectors[0] = Buffer.alloc(4096, 9);
+    const poisoned = io.encode(7, e, { kind: 'lost' }, 2);
+    assert.ok(poisoned !== undefined);
+    await store.put(blockKey('v', 7), poisoned);
+    assert.deepEqual(Buffer.concat((await io.fetch(7, 0, 0)) as Buffer[]), Buffer.alloc(4096, 9));
+    await assert.rejects(io.fetch(7, 1, 1), isStoreIo);
+    await assert.rejects(io.fetch(7, 0, 7), isStoreIo);
   });
 
   test('format 1 blocks still decode; random bytes throw only STORE_IO', () => {

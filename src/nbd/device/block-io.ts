@@ -4,7 +4,8 @@
  * (known zeros) or undefined (not in memory: whatever the store holds). Format 2 reads fetch
  * only the slots asked for; uploads re-hash only the sectors changed since their last check
  * and copy the slots of sectors not in memory from the old object unverified (a corrupt slot
- * stays detectably corrupt). Format 1 volumes always read and write whole blocks.
+ * stays detectably corrupt). Format 3 works as format 2 with other slot checks. Format 1
+ * volumes always read and write whole blocks.
  */
 import type { Logger } from '../../core/log.js';
 import type { ObjectStore } from '../../storage/object-store.js';
@@ -17,12 +18,11 @@ import {
   encodedLengthV2,
   sectorCount,
   sectorLength,
+  slotCodec,
   slotOffset,
-  verifySlot,
   writeHeaderV2,
-  writePoisonSlot,
-  writeSectorCheck,
-  writeZeroSectorCheck,
+  type SlotCodec,
+  type SlotVersion,
 } from './block-codec.js';
 import { blockKey } from './volume-layout.js';
 
@@ -48,6 +48,12 @@ export interface Entry {
   version: number;
   /** The version known to be in the store (visible; durable after a store sync). */
   durable: number;
+  /** The version that last changed each sector: dirty where above `durable`. */
+  readonly changedAt: Float64Array;
+  /** Bytes of dirty sector buffers (zeros count nothing). */
+  dirtyBytes: number;
+  /** Times clean sectors were dropped from memory (block-cache.ts). */
+  drops: number;
   uploading: boolean;
   lastWriteMs: number;
   retryAtMs: number;
@@ -63,6 +69,9 @@ export function newEntry(n: number): Entry {
     bytes: 0,
     version: 0,
     durable: 0,
+    changedAt: new Float64Array(n),
+    dirtyBytes: 0,
+    drops: 0,
     uploading: false,
     lastWriteMs: 0,
     retryAtMs: 0,
@@ -76,20 +85,27 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 /** The block objects of one volume. */
 export class BlockIo {
+  /** The slot checks of formats 2 and 3 (format 1 has none). */
+  private readonly slots: SlotCodec;
+  private readonly slotVersion: SlotVersion;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly name: string,
-    readonly format: 1 | 2,
+    readonly format: 1 | 2 | 3,
     private readonly blockLength: (index: number) => number,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    this.slotVersion = format === 3 ? 3 : 2;
+    this.slots = slotCodec(this.slotVersion);
+  }
 
   /** Sectors `s0..s1` of a block as stored, verified (null: zeros; the block is absent). */
   async fetch(index: number, s0: number, s1: number, signal?: AbortSignal): Promise<(Buffer | null)[]> {
     const len = this.blockLength(index);
     const key = blockKey(this.name, index);
     const n = sectorCount(len);
-    if (this.format === 2 && (s0 > 0 || s1 < n - 1)) {
+    if (this.format !== 1 && (s0 > 0 || s1 < n - 1)) {
       const offset = slotOffset(s0);
       const length = slotOffset(s1) + CHECK_LENGTH + sectorLength(len, s1) - offset;
       const bytes = await this.store.tryGet(key, signal === undefined ? { range: { offset, length } } : { range: { offset, length }, signal });
@@ -102,25 +118,56 @@ export class BlockIo {
         for (let s = s0; s <= s1; s++) {
           const at = slotOffset(s) - offset;
           const slot = buf.subarray(at, at + CHECK_LENGTH + sectorLength(len, s));
-          if (!verifySlot(index, s, slot)) break;
+          if (!this.slots.verify(index, s, slot)) break;
           out.push(slot.subarray(CHECK_LENGTH));
         }
         if (out.length === s1 - s0 + 1) return out;
       }
     }
-    if (this.format === 2 && s0 === 0 && s1 === n - 1) {
-      // A whole block: verify header and slots in place and hand out views (no payload copy).
-      const bytes = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+    if (this.format !== 1 && s0 === 0 && s1 === n - 1) {
+      // A whole block: verify header and slots, then move the sectors together in place and
+      // hand out views of one payload (no second buffer; a whole-block read returns it as is).
+      // A ranged read one byte past the expected size skips the store's size lookup and
+      // still tells an object of another size (resized volume, damage) apart.
+      const expect = encodedLengthV2(len);
+      const range = { offset: 0, length: expect + 1 };
+      const bytes = await this.store.tryGet(key, signal === undefined ? { range } : { range, signal });
       if (bytes === undefined) return new Array<null>(n).fill(null);
-      const buf = toBuffer(bytes);
-      const views = buf.byteLength === encodedLengthV2(len) ? slotViews(index, len, buf) : undefined;
+      let buf = toBuffer(bytes);
+      const views = buf.byteLength === expect ? this.compactSlots(index, len, buf) : undefined;
       if (views !== undefined) return views;
+      if (buf.byteLength > expect) {
+        const whole = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+        if (whole === undefined) return new Array<null>(n).fill(null);
+        buf = toBuffer(whole);
+      }
       return splitPayload(fitPayload(decodeBlock(key, index, buf).payload, len), len, s0, s1);
     }
     const whole = await this.fetchWhole(index, len, key, signal);
     if (whole === undefined) return new Array<null>(s1 - s0 + 1).fill(null);
     const out: Buffer[] = [];
     for (let s = s0; s <= s1; s++) out.push(whole.subarray(s * SECTOR_SIZE, s * SECTOR_SIZE + sectorLength(len, s)));
+    return out;
+  }
+
+  /**
+   * Verifies a whole object of the expected size, then moves its sectors to the front of
+   * `buf` in order (the payload, contiguous) and returns views of them; undefined (and `buf`
+   * unchanged) if any check fails.
+   */
+  private compactSlots(index: number, len: number, buf: Buffer): Buffer[] | undefined {
+    if (!headerMatches(index, len, buf, this.slotVersion)) return undefined;
+    const n = sectorCount(len);
+    for (let s = 0; s < n; s++) {
+      const slot = buf.subarray(slotOffset(s), slotOffset(s) + CHECK_LENGTH + sectorLength(len, s));
+      if (!this.slots.verify(index, s, slot)) return undefined;
+    }
+    const out: Buffer[] = [];
+    for (let s = 0; s < n; s++) {
+      const at = slotOffset(s) + CHECK_LENGTH;
+      buf.copyWithin(s * SECTOR_SIZE, at, at + sectorLength(len, s));
+      out.push(buf.subarray(s * SECTOR_SIZE, s * SECTOR_SIZE + sectorLength(len, s)));
+    }
     return out;
   }
 
@@ -133,13 +180,20 @@ export class BlockIo {
 
   /** What an upload of `e` needs from the old object: nothing unless sectors are missing (format 2). */
   async readOld(index: number, e: Entry): Promise<OldObject | undefined> {
-    if (this.format !== 2 || !e.sectors.includes(undefined)) return undefined;
+    if (this.format === 1 || !e.sectors.includes(undefined)) return undefined;
     const key = blockKey(this.name, index);
     const len = this.blockLength(index);
-    const bytes = await this.store.tryGet(key);
+    const expect = encodedLengthV2(len);
+    // One byte more than expected: no size lookup, and a longer object is told apart.
+    const bytes = await this.store.tryGet(key, { range: { offset: 0, length: expect + 1 } });
     if (bytes === undefined) return { kind: 'absent' };
-    const buf = toBuffer(bytes);
-    if (buf.byteLength === encodedLengthV2(len) && buf[4] === 2) return { kind: 'slots', bytes: buf };
+    let buf = toBuffer(bytes);
+    if (buf.byteLength === expect && buf[4] === this.slotVersion) return { kind: 'slots', bytes: buf };
+    if (buf.byteLength > expect) {
+      const whole = await this.store.tryGet(key);
+      if (whole === undefined) return { kind: 'absent' };
+      buf = toBuffer(whole);
+    }
     try {
       return { kind: 'payload', payload: fitPayload(decodeBlock(key, index, buf).payload, len) };
     } catch (err) {
@@ -163,7 +217,7 @@ export class BlockIo {
       }));
     }
     const body = Buffer.allocUnsafe(encodedLengthV2(len));
-    writeHeaderV2(body, index, epoch, len);
+    writeHeaderV2(body, index, epoch, len, this.slotVersion);
     let allZero = true;
     for (let s = 0; s < n; s++) {
       const at = slotOffset(s);
@@ -177,7 +231,7 @@ export class BlockIo {
           continue;
         }
         if (o.kind === 'lost') {
-          writePoisonSlot(index, s, sl, body, at);
+          this.slots.writePoison(index, s, sl, body, at);
           allZero = false;
           continue;
         }
@@ -185,7 +239,7 @@ export class BlockIo {
         if (sec !== null) e.checked[s] = 0;
       }
       if (sec === null) {
-        writeZeroSectorCheck(index, s, sl, body, at);
+        this.slots.writeZero(index, s, sl, body, at);
         body.fill(0, at + CHECK_LENGTH, at + CHECK_LENGTH + sl);
         continue;
       }
@@ -193,7 +247,7 @@ export class BlockIo {
       if (e.checked[s] === 1 && e.sectors[s] === sec) {
         e.checks.copy(body, at, s * CHECK_LENGTH, (s + 1) * CHECK_LENGTH);
       } else {
-        writeSectorCheck(index, s, sec, body, at);
+        this.slots.write(index, s, sec, body, at);
         if (e.sectors[s] === sec) {
           body.copy(e.checks, s * CHECK_LENGTH, at, at + CHECK_LENGTH);
           e.checked[s] = 1;
@@ -203,18 +257,6 @@ export class BlockIo {
     }
     return allZero ? undefined : body;
   }
-}
-
-/** Sector views of a whole format 2 object of the expected size, or undefined if any check fails. */
-function slotViews(index: number, len: number, buf: Buffer): Buffer[] | undefined {
-  if (!headerMatches(index, len, buf)) return undefined;
-  const out: Buffer[] = [];
-  for (let s = 0; s < sectorCount(len); s++) {
-    const slot = buf.subarray(slotOffset(s), slotOffset(s) + CHECK_LENGTH + sectorLength(len, s));
-    if (!verifySlot(index, s, slot)) return undefined;
-    out.push(slot.subarray(CHECK_LENGTH));
-  }
-  return out;
 }
 
 /** Sectors s0..s1 of a payload, as views. */

@@ -96,14 +96,20 @@ export class StoreVolume implements BlockDevice {
   }
 
   async read(offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const out = Buffer.allocUnsafe(length);
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     if (first === Math.floor((offset + length - 1) / bs)) {
+      if (offset === first * bs && length === this.blocks.blockLength(first)) {
+        // A whole block (nbdcopy's unit): the cache's buffer itself when it is in one piece.
+        const whole = await this.blocks.readWhole(first, opts.signal);
+        if (whole !== undefined) return whole;
+      }
       // One block (every small read): no span list.
+      const out = Buffer.allocUnsafe(length);
       await this.blocks.readInto(first, offset - first * bs, length, out, 0, opts.signal);
       return out;
     }
+    const out = Buffer.allocUnsafe(length);
     const spans = this.spans(offset, length);
     await Promise.all(spans.map((s) => this.blocks.readInto(s.index, s.off, s.len, out, s.at, opts.signal)));
     return out;

@@ -10,14 +10,15 @@ import type { ObjectStore } from '../../storage/object-store.js';
 import { recordsOf, type VolumeRecords } from './lease-records.js';
 
 /**
- * The meta format new volumes get; it is also their block format (block-codec.ts): 2 = checks
- * per 4 KiB sector. Format 1 volumes (one check per block) keep reading and writing format 1
- * blocks, whole blocks at a time; there is no in-place migration (download and upload the
- * volume into a new one to convert it).
+ * The meta format new volumes get; it is also their block format (block-codec.ts): 3 = a CRC
+ * and the position per 4 KiB sector. Format 2 volumes (sha256-based checks per sector) and
+ * format 1 volumes (one check per block, whole blocks at a time) keep reading and writing
+ * their own format; there is no in-place migration (download and upload the volume into a
+ * new one to convert it).
  */
-export const VOLUME_FORMAT = 2;
+export const VOLUME_FORMAT = 3;
 /** Every meta (and block) format this code reads. */
-export type VolumeFormat = 1 | 2;
+export type VolumeFormat = 1 | 2 | 3;
 /** Longest volume name. */
 export const VOLUME_NAME_MAX = 64;
 /** Smallest and largest block (object) size a volume may use. */
@@ -123,7 +124,7 @@ export function parseVolumeMeta(name: string, bytes: Uint8Array): VolumeMeta {
   }
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
   const ok =
-    (o['format'] === 1 || o['format'] === 2) &&
+    (o['format'] === 1 || o['format'] === 2 || o['format'] === 3) &&
     typeof o['size'] === 'number' &&
     typeof o['blockSize'] === 'number' &&
     typeof o['created'] === 'string' &&

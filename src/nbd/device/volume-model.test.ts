@@ -31,7 +31,7 @@ function pattern(off: number, len: number, fill: number): Buffer {
   return b;
 }
 
-for (const format of [2, 1] as VolumeFormat[]) {
+for (const format of [3, 2, 1] as VolumeFormat[]) {
   describe(`volume (block format ${format}) against a flat model`, () => {
     test('random writes, zeroes, trims and reads, concurrent within each step; a fresh provider reads the same after close', async () => {
       await fc.assert(

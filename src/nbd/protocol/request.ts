@@ -24,8 +24,11 @@ export interface NbdRequest {
 /** What the decoder hands over. */
 export type DecodedRequest =
   | { readonly kind: 'request'; readonly request: NbdRequest }
-  /** `payload` is a buffer of its own (never a view of received chunks): the receiver may keep it. */
-  | { readonly kind: 'write'; readonly request: NbdRequest; readonly payload: Uint8Array }
+  /**
+   * `owned`: `payload` is a buffer of its own, which the receiver may keep; otherwise it is a
+   * view of a received chunk (no copy for a payload that arrived in one piece): copy to keep.
+   */
+  | { readonly kind: 'write'; readonly request: NbdRequest; readonly payload: Uint8Array; readonly owned: boolean }
   | { readonly kind: 'write-too-big'; readonly request: NbdRequest };
 
 /** Encodes a request header, followed by `payload` for a WRITE (client side). */
@@ -95,7 +98,8 @@ export class RequestDecoder {
         const req = step.request;
         if (req.type !== NBD_CMD_WRITE) out.push({ kind: 'request', request: req });
         else if (req.length > this.maxPayload) this.state = { kind: 'skip', request: req, remaining: req.length };
-        else if (req.length === 0) out.push({ kind: 'write', request: req, payload: new Uint8Array(0) });
+        else if (req.length === 0) out.push({ kind: 'write', request: req, payload: new Uint8Array(0), owned: true });
+        else if (this.queue.frontLength >= req.length) out.push({ kind: 'write', request: req, payload: this.queue.take(req.length), owned: false });
         else this.state = { kind: 'payload', request: req, buf: Buffer.allocUnsafe(req.length), filled: 0 };
       } else if (s.kind === 'payload') {
         while (s.filled < s.buf.byteLength && this.queue.size > 0) {
@@ -104,7 +108,7 @@ export class RequestDecoder {
           s.filled += part.byteLength;
         }
         if (s.filled < s.buf.byteLength) return out;
-        out.push({ kind: 'write', request: s.request, payload: s.buf });
+        out.push({ kind: 'write', request: s.request, payload: s.buf, owned: true });
         this.state = { kind: 'header' };
       } else {
         while (s.remaining > 0 && this.queue.size > 0) {

@@ -83,6 +83,7 @@ export class Transmission {
   private idle: (() => void) | undefined;
   private finished: (() => void) | undefined;
   private paused = false;
+  private corked = false;
 
   constructor(private readonly opts: TransmissionOptions) {
     this.device = opts.negotiated.handle.device;
@@ -188,13 +189,28 @@ export class Transmission {
     }
   }
 
+  /**
+   * Queues a reply. Replies sent in one turn of the event loop go out in one write when the
+   * turn's callbacks are done (cork until the next tick): a write to a loopback socket costs
+   * the sender the receiver's network work too, so one per reply dominated small requests
+   * (fio 4 KiB randwrite, iodepth 16: 3.3 s of 16 s server CPU in socket writes).
+   */
   private send(parts: readonly Uint8Array[]): void {
     const s = this.opts.stream;
     if (s.destroyed || s.writableEnded) return;
-    s.cork();
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      setImmediate(this.uncork);
+    }
     for (const p of parts) s.write(p);
-    s.uncork();
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.opts.stream.uncork();
+    this.updatePause();
+  };
 
   private async serve(item: DecodedRequest): Promise<void> {
     const r = item.request;
@@ -206,8 +222,8 @@ export class Transmission {
         case K.NBD_CMD_READ:
           return await this.read(r, offset, length);
         case K.NBD_CMD_WRITE:
-          // The decoder allocated the payload for this request alone: the device may keep it.
-          if (item.kind === 'write') await this.device.write(offset, item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0, donated: true });
+          // A payload the decoder allocated for this request alone is the device's to keep.
+          if (item.kind === 'write') await this.device.write(offset, item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0, donated: item.owned });
           break;
         case K.NBD_CMD_FLUSH:
           await this.device.flush();
