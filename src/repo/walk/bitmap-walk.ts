@@ -20,13 +20,11 @@ import type { CommitLinks } from '../repository.js';
 import { DateQueue } from './date-queue.js';
 import { OidSet } from './oid-set.js';
 import type { WalkSource } from './source.js';
+import { readTreeEntry, type TreeEntrySlots } from './tree-entry.js';
 import { pathHash } from './tree-walk.js';
 
 /** Yield to the event loop and check the signal every this many trees or commits. */
 const CHECK_EVERY = 512;
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFGITLINK = 0o160000;
 
 /** Where a reach walk starts. Tags are peeled by the caller (which adds tag objects as `others`). */
 export interface ReachRoots {
@@ -310,32 +308,10 @@ export async function reach(view: ReachView, src: WalkSource, roots: ReachRoots,
   return set;
 }
 
-/** Parses the entry at f.pos of an inflated tree (git's decode_tree_entry checks) and advances. */
-function parseEntry(f: Frame): { kind: number; nameStart: number; nameEnd: number } {
-  const buf = f.data!;
-  const len = buf.length;
-  const off = f.pos;
-  let mode = 0;
-  let i = off;
-  let ch = buf[i]!;
-  if (ch === 0x20) throw corrupt('empty mode', off);
-  while (ch !== 0x20) {
-    if (ch < 0x30 || ch > 0x37 || i >= len) throw corrupt('malformed mode', off);
-    mode = ((mode << 3) + (ch - 0x30)) >>> 0;
-    ch = buf[++i]!;
-  }
-  const nameStart = i + 1;
-  let nul = nameStart;
-  while (nul < len && buf[nul] !== 0) nul++;
-  if (nul >= len) throw corrupt('unterminated entry name', off);
-  if (nul === nameStart) throw corrupt('empty entry name', off);
-  if (nul + 21 > len) throw corrupt('truncated object id', off);
-  f.pos = nul + 21;
-  const fmt = mode & S_IFMT;
-  return { kind: fmt === S_IFDIR ? 0 : fmt === S_IFGITLINK ? 2 : 1, nameStart, nameEnd: nul };
-}
-
-function corrupt(what: string, off: number): ValidationError {
-  return new ValidationError('OBJ_CORRUPT', `corrupt tree object: ${what} at offset ${off}`);
+/** Parses the entry at f.pos of an inflated tree and advances. */
+function parseEntry(f: Frame): TreeEntrySlots {
+  const e: TreeEntrySlots = { kind: 0, nameStart: 0, nameEnd: 0 };
+  f.pos = readTreeEntry(f.data!, f.pos, e);
+  return e;
 }
 

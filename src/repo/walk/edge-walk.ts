@@ -12,11 +12,9 @@ import type { AccelGraph } from '../accel/graph.js';
 import { nameMeta } from '../accel/tree-diff.js';
 import type { OidSet } from './oid-set.js';
 import type { WalkSource } from './source.js';
+import { readTreeEntry, type TreeEntrySlots } from './tree-entry.js';
 import { pathHash } from './tree-walk.js';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFGITLINK = 0o160000;
 
 /** One entry of a tree: its name's hash (low two bits clear), kind (0 tree, 1 blob, 2 gitlink) and id. */
 interface Entry {
@@ -43,15 +41,10 @@ async function entriesOf(graph: AccelGraph, src: WalkSource, oid: ObjectId): Pro
   const d = obj.data;
   const buf = Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
   const out: Entry[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const sp = buf.indexOf(0x20, off);
-    const nul = sp < 0 ? -1 : buf.indexOf(0, sp + 1);
-    if (sp <= off || nul <= sp + 1 || nul + 21 > buf.length) throw new ValidationError('OBJ_CORRUPT', `corrupt tree object ${oid} at offset ${off}`);
-    const mode = parseInt(buf.toString('latin1', off, sp), 8) & S_IFMT;
-    const kind = mode === S_IFDIR ? 0 : mode === S_IFGITLINK ? 2 : 1;
-    out.push({ name: nameMeta(buf, sp + 1, nul, 0), kind, oid: buf.toString('hex', nul + 1, nul + 21) as ObjectId });
-    off = nul + 21;
+  const e: TreeEntrySlots = { kind: 0, nameStart: 0, nameEnd: 0 };
+  for (let off = 0; off < buf.length; ) {
+    off = readTreeEntry(buf, off, e);
+    out.push({ name: nameMeta(buf, e.nameStart, e.nameEnd, 0), kind: e.kind, oid: buf.toString('hex', e.nameEnd + 1, e.nameEnd + 21) as ObjectId });
   }
   return out;
 }

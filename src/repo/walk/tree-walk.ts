@@ -17,13 +17,11 @@ import type { AccelGraph, GraphLocation } from '../accel/graph.js';
 import { EXT_BIT, NONE } from '../accel/format.js';
 import { nameMeta } from '../accel/tree-diff.js';
 import type { OidSet } from './oid-set.js';
+import { readTreeEntry, type TreeEntrySlots } from './tree-entry.js';
 import type { WalkSource } from './source.js';
 
 /** Check the signal and yield to the event loop every this many trees. */
 const CHECK_EVERY = 512;
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFGITLINK = 0o160000;
 
 /** Reads trees for a walk. One instance per walk. */
 export class TreeReader {
@@ -116,37 +114,17 @@ export function pathHash(parent: number | undefined, name: number): number {
   return parent === undefined ? name : (Math.imul(parent ^ 0x2f, 0x9e3779b1) ^ name) >>> 0;
 }
 
-function corrupt(what: string, off: number): ValidationError {
-  return new ValidationError('OBJ_CORRUPT', `corrupt tree object: ${what} at offset ${off}`);
-}
-
 /** Parses the entry at f.pos into `c` and advances f.pos. */
 function parseEntry(f: BytesFrame, c: Cursor): void {
-  const buf = f.data;
-  const len = buf.length;
-  const off = f.pos;
-  let mode = 0;
-  let i = off;
-  let ch = buf[i]!;
-  if (ch === 0x20) throw corrupt('empty mode', off);
-  while (ch !== 0x20) {
-    if (ch < 0x30 || ch > 0x37 || i >= len) throw corrupt('malformed mode', off);
-    mode = ((mode << 3) + (ch - 0x30)) >>> 0;
-    ch = buf[++i]!;
-  }
-  const nameStart = i + 1;
-  let nul = nameStart;
-  while (nul < len && buf[nul] !== 0) nul++;
-  if (nul >= len) throw corrupt('unterminated entry name', off);
-  if (nul === nameStart) throw corrupt('empty entry name', off);
-  if (nul + 21 > len) throw corrupt('truncated object id', off);
-  const fmt = mode & S_IFMT;
-  c.kind = fmt === S_IFDIR ? 0 : fmt === S_IFGITLINK ? 2 : 1;
-  c.bytes = buf;
-  c.oid = nul + 1;
-  c.name = nameMeta(buf, nameStart, nul, 0);
-  f.pos = nul + 21;
+  f.pos = readTreeEntry(f.data, f.pos, SLOTS);
+  c.kind = SLOTS.kind;
+  c.bytes = f.data;
+  c.oid = SLOTS.nameEnd + 1;
+  c.name = nameMeta(f.data, SLOTS.nameStart, SLOTS.nameEnd, 0);
 }
+
+/** Result slots of readTreeEntry (reused: parsing is synchronous). */
+const SLOTS: TreeEntrySlots = { kind: 0, nameStart: 0, nameEnd: 0 };
 
 /** Reads the next entry of frame f into c; false at the end. */
 function nextEntry(graph: AccelGraph | undefined, f: Frame, c: Cursor): boolean {
