@@ -10,7 +10,7 @@
  */
 import { decodeCommitLinks } from '../../git/object/commit.js';
 import type { ObjectId } from '../../git/hash/object-id.js';
-import { KIND_GITLINK } from './format.js';
+import { KIND_GITLINK, NONE } from './format.js';
 import { AccelWriter } from './writer.js';
 import { diffTrees, entryMeta, parseTreeStarts, type EntryStarts, type TreeDiff } from './tree-diff.js';
 
@@ -129,6 +129,7 @@ export class AccelCollector {
 
   /**
    * [u8 2][i32 base entry][u32 nr][u32 na][per removed, then per added: u32 index, u32 meta, 20 id];
+   * without a base (-1) nothing is removed and the index, implied, is left out.
    * `added` undefined means every entry of the tree.
    */
   #treeRecord(
@@ -142,7 +143,8 @@ export class AccelCollector {
     removed: readonly number[] = [],
   ): void {
     const na = added === undefined ? starts.length - 1 : added.length;
-    const { out, at } = this.#reserve(i, 13 + (removed.length + na) * (8 + ID));
+    const withIndex = baseEntry >= 0;
+    const { out, at } = this.#reserve(i, 13 + (removed.length + na) * treeEntryBytes(withIndex));
     out[at] = TYPE_TREE;
     out.writeInt32LE(baseEntry, at + 1);
     out.writeUInt32LE(removed.length, at + 5);
@@ -151,10 +153,13 @@ export class AccelCollector {
     const put = (src: Buffer, st: EntryStarts, k: number): void => {
       const s = st[k]!;
       const e = st[k + 1]!;
-      out.writeUInt32LE(k, p);
-      out.writeUInt32LE(entryMeta(src, s, e), p + 4);
-      src.copy(out, p + 8, e - ID, e);
-      p += 8 + ID;
+      if (withIndex) {
+        out.writeUInt32LE(k, p);
+        p += 4;
+      }
+      out.writeUInt32LE(entryMeta(src, s, e), p);
+      src.copy(out, p + 4, e - ID, e);
+      p += 4 + ID;
     };
     for (const k of removed) put(baseData!, baseStarts!, k);
     if (added === undefined) for (let k = 0; k < na; k++) put(data, starts, k);
@@ -203,7 +208,7 @@ export class AccelCollector {
     }
   }
 
-  /** Record of entry i (for finishAccel). */
+  /** Record of entry i (for finishAccel), a view into the collector's memory. */
   record(i: number): Buffer | undefined {
     const loc = i < this.#locations.length ? this.#locations[i]! : NO_RECORD;
     if (loc === NO_RECORD) return undefined;
@@ -211,6 +216,15 @@ export class AccelCollector {
     const c = this.#chunks[chunk]!;
     const at = loc - chunk * CHUNK_STRIDE;
     return c.subarray(at, at + recordLength(c, at));
+  }
+
+  /** The first `length` bytes where entry i's record is (after finishAccel rewrote it in place). */
+  view(i: number, length: number): Buffer | undefined {
+    const loc = i < this.#locations.length ? this.#locations[i]! : NO_RECORD;
+    if (loc === NO_RECORD) return undefined;
+    const chunk = Math.floor(loc / CHUNK_STRIDE);
+    const at = loc - chunk * CHUNK_STRIDE;
+    return this.#chunks[chunk]!.subarray(at, at + length);
   }
 
   /** Forgets everything (after the file is written). */
@@ -228,7 +242,12 @@ export class AccelCollector {
 /** Bytes of the record at c[at] (see the record layouts above). */
 function recordLength(c: Buffer, at: number): number {
   if (c[at] === TYPE_COMMIT) return 33 + ID * c.readUInt32LE(at + 29);
-  return 13 + (c.readUInt32LE(at + 5) + c.readUInt32LE(at + 9)) * (8 + ID);
+  return 13 + (c.readUInt32LE(at + 5) + c.readUInt32LE(at + 9)) * treeEntryBytes(c.readInt32LE(at + 1) >= 0);
+}
+
+/** Bytes of an entry in a tree record: [u32 index] (with a base only), u32 meta, 20 id. */
+function treeEntryBytes(withIndex: boolean): number {
+  return (withIndex ? 8 : 4) + ID;
 }
 
 function buf(d: Uint8Array): Buffer {
@@ -294,7 +313,12 @@ export interface FinishInput {
   readonly positionOfId?: (raw: Uint8Array, off: number) => number;
 }
 
-/** Builds the accelerator file from the records collected for a finished pack and its idx; empties the collector. */
+/**
+ * Builds the accelerator file from the records collected for a finished pack and its idx; empties the collector.
+ * Memory: the records are rewritten in place into the file's words (ids become positions or
+ * external ids, never longer than the ids they replace), then copied into the file, which is
+ * allocated once at its final size: the collector's chunks and the file are all that is held.
+ */
 export function finishAccel(c: AccelCollector, input: FinishInput): Uint8Array {
   const lookup = new IdxLookup(input.idx);
   const w = new AccelWriter(lookup.count, input.packChecksum, input.selfContained);
@@ -332,45 +356,72 @@ export function finishAccel(c: AccelCollector, input: FinishInput): Uint8Array {
     for (const x of chain) valid[x] = ok ? 1 : -1;
     return ok;
   };
+  // First every record's size in the file, from the headers (which the rewrite below overwrites).
+  const words = new Int32Array(input.entries);
   for (let i = 0; i < input.entries; i++) {
-    const pos = input.positionOf[i]!;
-    w.setObject(pos, input.typeOf(i), input.sizeOf(i));
+    w.setObject(input.positionOf[i]!, input.typeOf(i), input.sizeOf(i));
     const r = c.record(i);
     if (r === undefined) continue;
     const b = buf(r);
-    if (r[0] === TYPE_COMMIT) {
-      const n = b.readUInt32LE(29);
-      const parents: number[] = [];
-      for (let k = 0; k < n; k++) parents.push(ref(b, 33 + k * ID));
-      w.addCommit(pos, b.readDoubleLE(1), ref(b, 9), parents);
-    } else if (treeValid(i)) {
-      const baseEntry = b.readInt32LE(1);
-      const nr = b.readUInt32LE(5);
-      const na = b.readUInt32LE(9);
-      const removed = new Uint32Array(nr * 3);
-      let p = 13;
-      for (let k = 0; k < nr; k++) {
-        const meta = b.readUInt32LE(p + 4);
-        removed[k * 3] = b.readUInt32LE(p);
-        removed[k * 3 + 1] = (meta & 3) === KIND_GITLINK ? w.extRef(b, p + 8) : ref(b, p + 8);
-        removed[k * 3 + 2] = meta;
-        p += 8 + ID;
-      }
-      const stride = baseEntry < 0 ? 2 : 3;
-      const added = new Uint32Array(na * stride);
-      for (let k = 0; k < na; k++) {
-        const meta = b.readUInt32LE(p + 4);
-        const o = k * stride;
-        if (stride === 3) added[o] = b.readUInt32LE(p);
-        added[o + stride - 2] = (meta & 3) === KIND_GITLINK ? w.extRef(b, p + 8) : ref(b, p + 8);
-        added[o + stride - 1] = meta;
-        p += 8 + ID;
-      }
-      w.addTree(pos, baseEntry < 0 ? undefined : input.positionOf[baseEntry]!, removed, added);
-    }
+    if (r[0] === TYPE_COMMIT) words[i] = 4 + b.readUInt32LE(29);
+    else if (treeValid(i)) words[i] = 3 + b.readUInt32LE(5) * 3 + b.readUInt32LE(9) * (b.readInt32LE(1) < 0 ? 2 : 3);
   }
-  // The records are all in the writer now: drop them before the file is laid out, so the
-  // collector's chunks and the finished file need not be held at once.
+  // Then, in pack order (external ids are numbered by first use), each record becomes its words.
+  const parents: number[] = [];
+  for (let i = 0; i < input.entries; i++) {
+    if (words[i] === 0) continue;
+    const b = buf(c.record(i)!);
+    w.reserve(input.positionOf[i]!, words[i]!);
+    if (b[0] === TYPE_COMMIT) {
+      // [time lo, time hi, tree, n, parents...] over [u8 1][f64 time][20 tree][u32 n][20 x n]
+      const n = b.readUInt32LE(29);
+      parents.length = 0;
+      for (let k = 0; k < n; k++) parents.push(ref(b, 33 + k * ID));
+      const tree = ref(b, 9);
+      const t = Math.trunc(b.readDoubleLE(1));
+      b.writeUInt32LE(t % 2 ** 32 >>> 0, 0);
+      b.writeUInt32LE(Math.floor(t / 2 ** 32) >>> 0, 4);
+      b.writeUInt32LE(tree, 8);
+      b.writeUInt32LE(n, 12);
+      for (let k = 0; k < n; k++) b.writeUInt32LE(parents[k]!, 16 + k * 4);
+      continue;
+    }
+    // [base, nr, na, removed triples, added triples or pairs] over the 13-byte header and
+    // 28-byte entries (24 without a base): entry k's words end before entry k+1's bytes begin,
+    // so each entry is read whole before it is overwritten.
+    const baseEntry = b.readInt32LE(1);
+    const nr = b.readUInt32LE(5);
+    const na = b.readUInt32LE(9);
+    const withIndex = baseEntry >= 0;
+    let p = 13;
+    let o = 12;
+    for (let k = 0; k < nr + na; k++) {
+      const index = withIndex ? b.readUInt32LE(p) : 0;
+      if (withIndex) p += 4;
+      const meta = b.readUInt32LE(p);
+      const r = (meta & 3) === KIND_GITLINK ? w.extRef(b, p + 4) : ref(b, p + 4);
+      if (withIndex) {
+        b.writeUInt32LE(index, o);
+        o += 4;
+      }
+      b.writeUInt32LE(r, o);
+      b.writeUInt32LE(meta, o + 4);
+      o += 8;
+      p += 4 + ID;
+    }
+    b.writeUInt32LE(baseEntry < 0 ? NONE : input.positionOf[baseEntry]!, 0);
+    b.writeUInt32LE(nr, 4);
+    b.writeUInt32LE(na, 8);
+  }
+  const file = w.finish((data) => {
+    let at = 0;
+    for (let i = 0; i < input.entries; i++) {
+      const n = words[i]! * 4;
+      if (n === 0) continue;
+      c.view(i, n)!.copy(data, at);
+      at += n;
+    }
+  });
   c.clear();
-  return w.finish();
+  return file;
 }
