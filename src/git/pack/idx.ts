@@ -50,49 +50,22 @@ function isSortedByOid(entries: readonly IdxEntry[]): boolean {
 
 /** Encodes an idx v2 for `entries` (any order) of the pack whose trailer is `packChecksum`. */
 export function encodeIdx(entries: readonly IdxEntry[], packChecksum: ObjectId, opts: EncodeIdxOptions = {}): Uint8Array {
-  const limit = Math.min(opts.off32Limit ?? LARGE_OFFSET - 1, LARGE_OFFSET - 1);
   const sorted = isSortedByOid(entries)
     ? entries
     : entries.slice().sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : a.offset - b.offset));
   const n = sorted.length;
-  let large = 0;
-  for (const e of sorted) if (e.offset > limit) large++;
-  const size = HEADER_BYTES + n * (OID_RAW_LENGTH + 8) + large * 8 + TRAILER_BYTES;
-  const out = Buffer.alloc(size);
-  out.writeUInt32BE(IDX_MAGIC, 0);
-  out.writeUInt32BE(IDX_VERSION, 4);
-  const namesAt = HEADER_BYTES;
-  const crcAt = namesAt + n * OID_RAW_LENGTH;
-  const offAt = crcAt + n * 4;
-  const largeAt = offAt + n * 4;
-  const fanout = new Uint32Array(256);
-  let li = 0;
+  const names = Buffer.alloc(n * OID_RAW_LENGTH);
+  const offsets = new Array<number>(n);
+  const crc32s = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const e = sorted[i]!;
-    if (out.write(e.oid, namesAt + i * OID_RAW_LENGTH, OID_RAW_LENGTH, 'hex') !== OID_RAW_LENGTH) {
+    if (names.write(e.oid, i * OID_RAW_LENGTH, OID_RAW_LENGTH, 'hex') !== OID_RAW_LENGTH || e.oid.length !== OID_RAW_LENGTH * 2) {
       throw new RangeError(`invalid object id ${e.oid}`);
     }
-    fanout[out[namesAt + i * OID_RAW_LENGTH]!]!++;
-    out.writeUInt32BE(e.crc32 >>> 0, crcAt + i * 4);
-    if (e.offset > limit) {
-      out.writeUInt32BE((LARGE_OFFSET | li) >>> 0, offAt + i * 4);
-      out.writeBigUInt64BE(BigInt(e.offset), largeAt + li * 8);
-      li++;
-    } else {
-      out.writeUInt32BE(e.offset, offAt + i * 4);
-    }
+    offsets[i] = e.offset;
+    crc32s[i] = e.crc32 >>> 0;
   }
-  let total = 0;
-  for (let b = 0; b < 256; b++) {
-    total += fanout[b]!;
-    out.writeUInt32BE(total, 8 + b * 4);
-  }
-  const trailerAt = size - TRAILER_BYTES;
-  if (out.write(packChecksum, trailerAt, OID_RAW_LENGTH, 'hex') !== OID_RAW_LENGTH) {
-    throw new RangeError(`invalid pack checksum ${packChecksum}`);
-  }
-  createHash('sha1').update(out.subarray(0, trailerAt + OID_RAW_LENGTH)).digest().copy(out, trailerAt + OID_RAW_LENGTH);
-  return out;
+  return encodeIdxSorted(names, offsets, crc32s, packChecksum, opts);
 }
 
 /**
