@@ -70,17 +70,26 @@ export async function markEdgesSparse(
     if (pair.sent === pair.have) continue;
     const [mine, theirs] = await Promise.all([entriesOf(graph, src, pair.sent), entriesOf(graph, src, pair.have)]);
     if (mine === undefined || theirs === undefined) continue;
-    const byName = new Map<number, Entry>();
-    for (const e of mine) if (!byName.has(e.name)) byName.set(e.name, e);
+    // Names are known by hash only (git's pack_name_hash, which collides easily on similar
+    // names): an entry is unchanged when any sent entry of its name hash has its id, else it
+    // pairs with the sent trees of that hash that differ. Matching only the first entry per
+    // hash made every colliding sibling look changed and walked whole subtrees for nothing.
+    const byName = new Map<number, Entry[]>();
+    for (const e of mine) {
+      const list = byName.get(e.name);
+      if (list === undefined) byName.set(e.name, [e]);
+      else list.push(e);
+    }
     for (const e of theirs) {
       if (e.kind === 2) continue;
-      const other = byName.get(e.name);
-      if (other !== undefined && other.oid === e.oid) continue;
+      const others = byName.get(e.name);
+      if (others !== undefined && others.some((o) => o.oid === e.oid)) continue;
       const hash = pathHash(pair.hash, e.name);
       edges.add(e.oid);
       const key = hash * 2 + e.kind;
       if (!edgeByName.has(key)) edgeByName.set(key, e.oid);
-      if (e.kind === 0 && other !== undefined && other.kind === 0) stack.push({ sent: other.oid, have: e.oid, hash });
+      if (e.kind !== 0 || others === undefined) continue;
+      for (const o of others) if (o.kind === 0) stack.push({ sent: o.oid, have: e.oid, hash });
     }
   }
 }
