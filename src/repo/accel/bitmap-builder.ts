@@ -141,7 +141,7 @@ export class BitmapFileBuilder {
     const t = this.#table;
     const base = t[i * 4 + 1]!;
     const out = base === BITMAP_NONE ? new Uint32Array(this.words) : this.#read(base).slice();
-    applyStream(this.#data.arr, t[i * 4 + 2]!, t[i * 4 + 3]!, out, base !== BITMAP_NONE);
+    applyStream(this.#data.arr, t[i * 4 + 2]!, t[i * 4 + 3]!, out, base !== BITMAP_NONE ? 'xor' : 'set');
     this.#memo.set(i, out);
     if (this.#memo.size > MEMO_ENTRIES) this.#memo.delete(this.#memo.keys().next().value!);
     return out;

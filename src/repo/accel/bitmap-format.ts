@@ -181,7 +181,7 @@ export class BitmapFile {
     const hit = this.#memo.get(i);
     if (hit === undefined && base === BITMAP_NONE) {
       // A plain set: OR its code in directly, nothing to materialise.
-      orStream(this.#data, this.#table[i * 4 + 2]!, this.#table[i * 4 + 3]!, target);
+      applyStream(this.#data, this.#table[i * 4 + 2]!, this.#table[i * 4 + 3]!, target, 'or');
       return;
     }
     const set = hit ?? this.read(i);
@@ -198,7 +198,7 @@ export class BitmapFile {
     }
     const base = this.#table[i * 4 + 1]!;
     const out = base === BITMAP_NONE ? new Uint32Array(this.words) : this.read(base).slice();
-    applyStream(this.#data, this.#table[i * 4 + 2]!, this.#table[i * 4 + 3]!, out, base !== BITMAP_NONE);
+    applyStream(this.#data, this.#table[i * 4 + 2]!, this.#table[i * 4 + 3]!, out, base !== BITMAP_NONE ? 'xor' : 'set');
     this.#memo.set(i, out);
     if (this.#memo.size > MEMO_ENTRIES) this.#memo.delete(this.#memo.keys().next().value!);
     return out;
@@ -236,25 +236,14 @@ function checkStream(data: Uint32Array, off: number, len: number, nw: number, co
   if (nw > 0 && tail !== 0 && last >>> tail !== 0) throw corrupt(`entry ${entry} sets bits past the last object`);
 }
 
-/** ORs a checked stream into `out`. */
-function orStream(data: Uint32Array, off: number, len: number, out: Uint32Array): void {
-  let k = off;
-  const end = off + len;
-  let o = 0;
-  while (k < end) {
-    const m = data[k++]!;
-    const run = (m >>> 16) & BITMAP_RUN_MAX;
-    const lit = m & BITMAP_LITERAL_MAX;
-    if (m >>> 31 === 1) out.fill(0xffffffff, o, o + run);
-    o += run;
-    for (let j = 0; j < lit; j++) out[o + j] = (out[o + j]! | data[k + j]!) >>> 0;
-    o += lit;
-    k += lit;
-  }
-}
+/** How a decoded stream combines with the words already in `out`. */
+export type StreamOp = 'set' | 'xor' | 'or';
 
-/** Writes (or XORs) a checked stream into `out` (`out` has the set's words). */
-export function applyStream(data: Uint32Array, off: number, len: number, out: Uint32Array, xor: boolean): void {
+/**
+ * Decodes a checked stream into `out` (which has the set's words): `set` writes it (runs of
+ * zeros leave `out` as it is: callers start from zeros), `xor` XORs it in, `or` ORs it in.
+ */
+export function applyStream(data: Uint32Array, off: number, len: number, out: Uint32Array, op: StreamOp): void {
   let k = off;
   const end = off + len;
   let o = 0;
@@ -263,12 +252,13 @@ export function applyStream(data: Uint32Array, off: number, len: number, out: Ui
     const run = (m >>> 16) & BITMAP_RUN_MAX;
     const lit = m & BITMAP_LITERAL_MAX;
     if (m >>> 31 === 1) {
-      if (xor) for (let j = o; j < o + run; j++) out[j] = ~out[j]! >>> 0;
+      if (op === 'xor') for (let j = o; j < o + run; j++) out[j] = ~out[j]! >>> 0;
       else out.fill(0xffffffff, o, o + run);
     }
     o += run;
-    if (xor) for (let j = 0; j < lit; j++) out[o + j] = (out[o + j]! ^ data[k + j]!) >>> 0;
-    else out.set(data.subarray(k, k + lit), o);
+    if (op === 'set') out.set(data.subarray(k, k + lit), o);
+    else if (op === 'xor') for (let j = 0; j < lit; j++) out[o + j] = (out[o + j]! ^ data[k + j]!) >>> 0;
+    else for (let j = 0; j < lit; j++) out[o + j] = (out[o + j]! | data[k + j]!) >>> 0;
     o += lit;
     k += lit;
   }
