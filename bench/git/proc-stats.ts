@@ -92,6 +92,26 @@ export async function waitChildless(pid: number, timeoutMs: number): Promise<boo
   return false;
 }
 
+/**
+ * Waits until a process has used no more than one clock tick of CPU over `quietMs` (its
+ * background work, e.g. a compaction a push started, is over), at most `timeoutMs`. Returns
+ * the CPU seconds it used while waited for.
+ */
+export async function waitIdle(pid: number, quietMs = 300, timeoutMs = 60_000): Promise<number> {
+  const start = cpuSeconds(pid);
+  if (start === undefined) return 0;
+  const deadline = Date.now() + timeoutMs;
+  // CPU up to the end of the last busy interval: the quiet one that ends the wait is not counted
+  let last = start;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = cpuSeconds(pid);
+    if (now === undefined || now - last <= 1.5 / clockTicks()) break;
+    last = now;
+  }
+  return last - start;
+}
+
 /** VmHWM (peak resident set) of a process in bytes; undefined if it is gone. */
 export function peakRssBytes(pid: number): number | undefined {
   try {

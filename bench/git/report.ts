@@ -7,6 +7,11 @@ export interface Measured {
   readonly peakRssBytes: number;
   /** False when the peak could not be reset before the run (then it is the process's lifetime peak). */
   readonly exactPeak: boolean;
+  /**
+   * CPU seconds the server used after the operation returned until it was idle again (work the
+   * operation started in the background, e.g. a compaction after a push); part of cpuSeconds.
+   */
+  readonly afterCpuSeconds?: number;
   /** CPU seconds of the store's own services (Swift servers, etcd) over the run, when known. */
   readonly storeCpuSeconds?: number;
   /** Busy CPU seconds of the whole machine over the run (server, clients, everything), when known. */
@@ -111,7 +116,9 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
   out.push('- Wall: the client command, from start to exit.');
   out.push('- Stowage: one long-running `stowage serve` (the repository imported with `stowage repo import`); server CPU is the');
   out.push('  change of utime+stime+cutime+cstime in /proc/<pid>/stat over the run; peak RSS is VmHWM from /proc/<pid>/status,');
-  out.push('  reset before each run by writing 5 to /proc/<pid>/clear_refs.');
+  out.push('  reset before each run by writing 5 to /proc/<pid>/clear_refs. Each run starts once the server is idle (no');
+  out.push('  more than one clock tick of CPU in 300 ms), and its CPU includes the background work it left (such as a');
+  out.push('  compaction after a push) until the server is idle again.');
   out.push('- git daemon: a fresh `git daemon --export-all --enable=receive-pack` per run, serving a local bare clone, run under');
   out.push('  GNU time after its children are reaped: CPU is user+system of the daemon and every process it forked (per-connection');
   out.push('  child, upload-pack/receive-pack, pack-objects/index-pack); peak RSS is wait4\'s ru_maxrss, the largest of those processes.');

@@ -6,7 +6,7 @@
  * benchmark, not a test: it asserts nothing.
  *
  *   npm run bench -- [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N]
- *                    [--protocol 0|2] [--timeout S] [--keep]
+ *                    [--protocol 0|2] [--timeout S] [--keep] [--rows clone,push,fetch,clients]
  *                    [--store URL] [--meta URL] | [--backends fs,swift,s3] [--services own|env]
  *
  * --big generates the large history of big-history.ts (25,000 commits: about 330,000 objects).
@@ -27,7 +27,7 @@ import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
 import { makeBigHistory } from './big-history.js';
 import { cpuModel } from './proc-stats.js';
 import { formatComparison, formatReport, type BackendResults } from './report.js';
-import { runRows } from './rows.js';
+import { ROWS, runRows, type RowName } from './rows.js';
 import { BACKENDS, customStore, fsStore, remoteStore, RemoteServices, type BackendName, type BenchStore } from './stores.js';
 
 interface Options {
@@ -44,11 +44,13 @@ interface Options {
   /** Undefined: one run on --store/--meta (or the environment, or the data dir). */
   readonly backends?: readonly BackendName[];
   readonly services: 'own' | 'env';
+  /** The rows to measure (all by default). */
+  readonly rows: readonly RowName[];
 }
 
 const USAGE =
   'usage: run.js [--repo BARE_PATH | --generate N | --big COMMITS] [--runs N] [--clients N] [--protocol 0|2] [--timeout S] [--keep] ' +
-  '[--store URL] [--meta URL] | [--backends fs,swift,s3] [--services own|env]';
+  '[--store URL] [--meta URL] | [--backends fs,swift,s3] [--services own|env] [--rows clone,push,fetch,clients]';
 
 function parseArgs(argv: readonly string[]): Options {
   let repo: string | undefined;
@@ -63,6 +65,7 @@ function parseArgs(argv: readonly string[]): Options {
   let meta: string | undefined;
   let backends: BackendName[] | undefined;
   let services: 'own' | 'env' = 'own';
+  let rows: readonly RowName[] = ROWS;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const int = (min: number): number => {
@@ -93,6 +96,11 @@ function parseArgs(argv: readonly string[]): Options {
       const v = text();
       if (v !== 'own' && v !== 'env') throw new Error('--services is own or env');
       services = v;
+    } else if (arg === '--rows') {
+      const names = text().split(',').map((n) => n.trim());
+      const bad = names.filter((n) => !(ROWS as readonly string[]).includes(n));
+      if (bad.length > 0) throw new Error(`--rows takes a comma-separated list of ${ROWS.join(', ')}; unknown: ${bad.join(', ')}`);
+      rows = ROWS.filter((r) => names.includes(r));
     } else if (arg === '--protocol') {
       const v = int(0);
       if (v !== 0 && v !== 1 && v !== 2) throw new Error('--protocol is 0, 1 or 2');
@@ -106,7 +114,7 @@ function parseArgs(argv: readonly string[]): Options {
     ...(store === undefined ? {} : { store }),
     ...(meta === undefined ? {} : { meta }),
     ...(backends === undefined ? {} : { backends }),
-    generate, clients, runs, protocol, timeoutS: timeoutS ?? 1800 * (backends?.length ?? 1), keep, services,
+    generate, clients, runs, protocol, timeoutS: timeoutS ?? 1800 * (backends?.length ?? 1), keep, services, rows,
   };
 }
 
@@ -168,7 +176,7 @@ async function main(opts: Options): Promise<void> {
       try {
         const storeCpu = services?.owned === true && name !== 'fs' && name !== 'custom' ? () => services?.cpuSeconds() : undefined;
         const rows = await runRows({
-          source, work: dir, store, runs: opts.runs, clients: opts.clients, protocol: opts.protocol, progress,
+          source, work: dir, store, runs: opts.runs, clients: opts.clients, protocol: opts.protocol, rows: opts.rows, progress,
           ...(storeCpu === undefined ? {} : { storeCpu }),
         });
         all.push({ name, results: rows.results });
@@ -181,7 +189,7 @@ async function main(opts: Options): Promise<void> {
             ...(opts.backends === undefined && opts.store === undefined && process.env['STOWAGE_STORE'] === undefined
               ? {}
               : { backend: { name, description: store.description, importSeconds: rows.importSeconds } }),
-            ...(opts.clients > 0 ? { concurrent: { name: rows.concurrentName, clients: opts.clients } } : {}),
+            ...(opts.clients > 0 && opts.rows.includes('clients') ? { concurrent: { name: rows.concurrentName, clients: opts.clients } } : {}),
           }),
         );
       } catch (err) {
