@@ -100,6 +100,12 @@ export interface PackObjectsOptions {
   readonly hints?: PackHints;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressFn;
+  /**
+   * Resolves once the caller holds none of the chunks yielded so far. When given, the stream
+   * may reuse the memory of yielded chunks after awaiting it (a stored pack sent whole is then
+   * read through a few buffers instead of allocating per chunk).
+   */
+  readonly recycle?: () => Promise<void>;
 }
 
 /** A pushed pack, spooled, indexed and verified, but not yet visible. */

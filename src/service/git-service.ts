@@ -27,7 +27,10 @@ export interface GitRequest {
 
 /** Where a service writes its response; `write` resolves when the bytes are accepted (backpressure). */
 export interface ByteSink {
+  /** Resolves when the sink can take more; it may still hold `chunk` (see settled). */
   write(chunk: Uint8Array): Promise<void>;
+  /** Resolves once the sink holds none of the chunks written so far (handed to the OS). */
+  settled?(): Promise<void>;
 }
 
 export interface GitService {

@@ -55,6 +55,17 @@ export class ServiceOutput {
     if (this.failure !== undefined) throw this.failure;
   }
 
+  /** True when the sink can tell when it released what it was given (see settled). */
+  get canSettle(): boolean {
+    return this.sink.settled !== undefined;
+  }
+
+  /** Resolves once every queued write is done and the sink holds none of their bytes. */
+  async settled(): Promise<void> {
+    await this.drain();
+    await this.sink.settled?.();
+  }
+
   /** Milliseconds since the last write was queued. */
   idleMs(): number {
     return Date.now() - this.lastWriteMs;
@@ -99,6 +110,12 @@ export class SidebandWriter {
     // One awaited write: a failure of an earlier one fails this one too (ServiceOutput.write).
     for (let i = 0; i < parts.length - 1; i++) this.out.post(parts[i]!);
     await this.out.write(parts[parts.length - 1]!);
+  }
+
+  /** Resolves once every pack chunk given to data() was written and released by the sink. */
+  async settled(): Promise<void> {
+    await this.flushData();
+    await this.out.settled();
   }
 
   /** Progress text on band 2 (dropped without side-band or when progress is off). Not awaited. */

@@ -147,6 +147,8 @@ export async function sendPack(
       ofsDelta: req.ofsDelta,
       haves: req.haves,
       ...(signal === undefined ? {} : { signal }),
+      // Chunks may be reused once written: a whole stored pack then streams without garbage.
+      ...(out.canSettle ? { recycle: () => sb.settled() } : {}),
       ...(showProgress
         ? {
             onProgress: (phase: string, done: number, total: number | undefined) => {

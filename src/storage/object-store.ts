@@ -29,6 +29,13 @@ export interface SignalOptions {
 
 export interface GetOptions extends SignalOptions {
   readonly range?: ByteRange;
+  /**
+   * getStream only: resolves once the consumer holds none of the chunks yielded so far. When
+   * given, a store that reads into its own memory (fs) may read later chunks into the memory
+   * of earlier ones after awaiting it, instead of allocating per chunk (a long stream then
+   * makes no garbage). Other stores ignore it.
+   */
+  readonly recycle?: () => Promise<void>;
 }
 
 export interface PutOptions extends SignalOptions {

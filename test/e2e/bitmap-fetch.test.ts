@@ -8,7 +8,8 @@
  * tips and not from the old ones.
  */
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeHistory } from '../fixtures/make-history.js';
@@ -126,4 +127,49 @@ describe('clone and fetch from a repository with reachability bitmaps', () => {
       await assertSameContent(fresh, expected);
     }
   });
+});
+
+describe('clone of a stored pack many times the size of the read buffers', () => {
+  // A whole stored pack is read through a few reused buffers (each read into again only once
+  // the socket has written it): what the client gets must still be the pack, byte for byte.
+  let work: string;
+  let server: StowageServer;
+  let source: string;
+
+  before(async () => {
+    work = await makeTempDir('stowage-bigpack-e2e-');
+    const checkout = join(work, 'checkout');
+    await mkdir(checkout);
+    await git(['init', '-q', '--initial-branch=main', checkout]);
+    for (let c = 0; c < 4; c++) {
+      // incompressible blobs: about 7 MiB of pack in all
+      for (let f = 0; f < 7; f++) await writeFile(join(checkout, `blob-${c}-${f}.bin`), randomBytes(256 * 1024));
+      await git(['-C', checkout, 'add', '-A']);
+      await git(['-C', checkout, 'commit', '-q', '-m', `commit ${c}`]);
+    }
+    source = join(work, 'source.git');
+    await git(['clone', '-q', '--mirror', checkout, source]);
+    await git(['--git-dir', source, 'repack', '-adq']);
+    server = await startServer();
+    await cli(['repo', 'import', 'big', source], { dataDir: server.dataDir });
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (work !== undefined) await removeTempDir(work);
+  });
+
+  const clients: [Frontend, ClientProtocol][] = [
+    ['git', 2],
+    ['git', 0],
+    ['http', 2],
+  ];
+  for (const [frontend, protocolVersion] of clients) {
+    test(`clone --mirror over ${frontend} v${protocolVersion} equals the source`, async () => {
+      const dst = join(work, `clone-${frontend}-${protocolVersion}.git`);
+      await git(['clone', '-q', '--mirror', server.repoUrl(frontend, 'big'), dst], { protocolVersion });
+      await assertSameContent(dst, source);
+      await assertFsckClean(dst);
+    });
+  }
 });

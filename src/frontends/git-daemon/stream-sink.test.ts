@@ -34,6 +34,22 @@ test('write waits for drain when the stream is full', async () => {
   assert.equal(resolved, true);
 });
 
+test('settled resolves only once the stream has written every chunk', async () => {
+  const w = slowWritable();
+  const sink = new StreamSink(w.stream);
+  await sink.settled();
+  // Below the high-water mark: write resolves at once, but the stream still holds the chunk.
+  await sink.write(Buffer.alloc(4, 1));
+  let settled = false;
+  const p = sink.settled().then(() => (settled = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, 'must not resolve while the stream holds a chunk');
+  w.flush();
+  await p;
+  assert.equal(settled, true);
+  assert.deepEqual(w.received, [Buffer.alloc(4, 1)]);
+});
+
 test('empty writes do not start the response', async () => {
   const w = slowWritable();
   const sink = new StreamSink(w.stream);

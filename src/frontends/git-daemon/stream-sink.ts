@@ -1,7 +1,8 @@
 /**
  * A ByteSink over a Node Writable (socket, HTTP response) that honours backpressure: a write
  * resolves at once while the stream's buffer has room, else when it drains. Like any Node
- * stream, the sink keeps the chunk: callers must not reuse a buffer after writing it.
+ * stream, the sink keeps the chunk until the stream has written it: callers reuse a buffer
+ * only after `settled()`.
  */
 import type { Writable } from 'node:stream';
 import { StowageError } from '../../core/errors.js';
@@ -34,6 +35,8 @@ export function waitDrain(stream: Writable): Promise<void> {
 /** Writes to a Writable with backpressure; `started` says whether any byte was offered yet. */
 export class StreamSink implements ByteSink {
   private wrote = false;
+  /** Resolves when the stream is done with the last chunk written (so with all before it). */
+  private last: Promise<void> = Promise.resolve();
 
   /** `beforeFirst` runs once, just before the first byte (e.g. to send HTTP headers). */
   constructor(
@@ -53,6 +56,14 @@ export class StreamSink implements ByteSink {
       this.wrote = true;
       this.beforeFirst?.();
     }
-    if (!this.stream.write(chunk)) await waitDrain(this.stream);
+    // Write callbacks run in order, also on failure (then the stream drops what it held).
+    let done!: () => void;
+    this.last = new Promise<void>((resolve) => (done = resolve));
+    if (!this.stream.write(chunk, () => done())) await waitDrain(this.stream);
+  }
+
+  /** Resolves once the stream has written (or dropped, on failure) every chunk given to it. */
+  settled(): Promise<void> {
+    return this.last;
   }
 }

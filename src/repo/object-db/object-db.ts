@@ -279,9 +279,15 @@ export class ObjectDb {
     return baseId === undefined ? base : { ...base, baseId };
   }
 
-  /** The bytes of a whole stored pack file, as stored (for sending a pack verbatim). */
-  streamPackFile(pack: PackHandle, opts: ReadOptions = {}): AsyncIterable<Uint8Array> {
-    return this.#loc.store.getStream(pack.key, opts.signal === undefined ? {} : { signal: opts.signal });
+  /**
+   * The bytes of a whole stored pack file, as stored (for sending a pack verbatim); with
+   * `recycle`, chunks may be read into the memory of earlier ones (GetOptions.recycle).
+   */
+  streamPackFile(pack: PackHandle, opts: ReadOptions & { readonly recycle?: () => Promise<void> } = {}): AsyncIterable<Uint8Array> {
+    return this.#loc.store.getStream(pack.key, {
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      ...(opts.recycle === undefined ? {} : { recycle: opts.recycle }),
+    });
   }
 
   /** Location of a delta's base: ofs in the same pack; ref in the same pack first (git's rule), else any. */

@@ -103,6 +103,8 @@ export async function* packObjects(
   stats: PackOutStats = newPackOutStats(),
 ): AsyncGenerator<Uint8Array> {
   const signal = opts.signal;
+  /** How a whole stored pack is read: chunks may reuse memory when the caller can say it released them. */
+  const whole = { ...(signal === undefined ? {} : { signal }), ...(opts.recycle === undefined ? {} : { recycle: opts.recycle }) };
   const reuse = opts.ofsDelta && opts.reuseWholePack !== false && objects.length > 0;
   const packedHint = reuse && opts.packed !== undefined && opts.packed.graph === (await db.graph(signal === undefined ? {} : { signal })) ? opts.packed : undefined;
   if (packedHint !== undefined && packedHint.extras === 0) {
@@ -113,7 +115,7 @@ export async function* packObjects(
       // Exactly one whole pack: its file as it is, without reading the list.
       stats.wholePack = true;
       opts.onProgress?.('Writing objects', 0, objects.length);
-      for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) yield chunk;
+      for await (const chunk of db.streamPackFile(pack, whole)) yield chunk;
       opts.onProgress?.('Writing objects', objects.length, objects.length);
       return;
     }
@@ -134,7 +136,7 @@ export async function* packObjects(
     if (pack !== undefined) {
       stats.wholePack = true;
       progress?.('Writing objects', 0, total);
-      for await (const chunk of db.streamPackFile(pack, signal === undefined ? {} : { signal })) yield chunk;
+      for await (const chunk of db.streamPackFile(pack, whole)) yield chunk;
       progress?.('Writing objects', total, total);
       return;
     }

@@ -116,7 +116,12 @@ export async function writeBody(
 
 /** Reads up to `length` bytes at `position`; fewer only at end of file. */
 export async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+  return readInto(fh, position, Buffer.allocUnsafe(length));
+}
+
+/** Reads into `buf` from `position` until it is full or the file ends; the part filled. */
+export async function readInto(fh: FileHandle, position: number, buf: Buffer): Promise<Buffer> {
+  const length = buf.length;
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);

@@ -165,6 +165,51 @@ describe('FsStore across processes', () => {
   });
 });
 
+describe('FsStore streams', () => {
+  test('getStream with recycle reads into a few buffers, each again only after recycle resolved', async () => {
+    const dir = await tempDir();
+    try {
+      const store = new FsStore({ root: dir });
+      const data = Buffer.from(Array.from({ length: 3 * 1024 * 1024 + 12_345 }, (_, i) => (i * 131 + (i >> 9)) & 255));
+      await store.put('big', data);
+      /** Chunks given out since the last recycle, as views (not copies): they must stay intact. */
+      const held: { chunk: Uint8Array; at: number }[] = [];
+      const intact = (): void => {
+        for (const h of held) assert.ok(Buffer.from(h.chunk).equals(data.subarray(h.at, h.at + h.chunk.byteLength)), `chunk at ${h.at} changed before recycle`);
+      };
+      let recycles = 0;
+      const recycle = async (): Promise<void> => {
+        await new Promise((r) => setTimeout(r, 2));
+        intact();
+        held.length = 0;
+        recycles += 1;
+      };
+      const memory = new Set<ArrayBufferLike>();
+      let at = 0;
+      for await (const chunk of store.getStream('big', { recycle })) {
+        held.push({ chunk, at });
+        memory.add(chunk.buffer);
+        at += chunk.byteLength;
+      }
+      intact();
+      assert.equal(at, data.length);
+      assert.ok(recycles >= 2, `recycle was awaited ${recycles} times`);
+      assert.ok(memory.size <= 4, `${memory.size} buffers for ${at} bytes`);
+      // Without recycle every chunk has memory of its own.
+      const fresh = new Set<ArrayBufferLike>();
+      let chunks = 0;
+      for await (const chunk of store.getStream('big')) {
+        fresh.add(chunk.buffer);
+        chunks += 1;
+      }
+      assert.equal(fresh.size, chunks);
+      await store.close();
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('FsStore layout', () => {
   test('creates a missing root and reserves .tmp', async () => {
     const dir = await tempDir();

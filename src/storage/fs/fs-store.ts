@@ -35,7 +35,7 @@ import type {
   SignalOptions,
 } from '../object-store.js';
 import { checkRange } from '../store-util.js';
-import { errnoCode, fd, ioError, pathConflict, readAt, syncDir, syncPath, writeBody } from './fs-io.js';
+import { errnoCode, fd, ioError, pathConflict, readAt, readInto, syncDir, syncPath, writeBody } from './fs-io.js';
 import { walkPrefix } from './fs-list.js';
 import { DeferredSyncs } from './fs-sync.js';
 
@@ -45,6 +45,8 @@ export const FS_TMP_DIR = '.tmp';
 const STALE_TEMP_MS = 60 * 60 * 1000;
 /** Bytes read per chunk by getStream. */
 const STREAM_CHUNK = 256 * 1024;
+/** Buffers a getStream with `recycle` reads into in turn (it awaits recycle once per round). */
+const STREAM_RING = 4;
 /** Ranged reads up to this length skip the stat (the buffer is allocated up front). */
 const SMALL_RANGE = 1024 * 1024;
 /** How often a put retries when a concurrent delete pruned its folder under it. */
@@ -132,11 +134,25 @@ export class FsStore implements ObjectStore {
       }
       let pos = Math.min(size, opts.range?.offset ?? 0);
       const end = Math.min(size, opts.range === undefined ? size : pos + opts.range.length);
+      const ring: Buffer[] = [];
+      let turn = 0;
       while (pos < end) {
         opts.signal?.throwIfAborted();
+        const length = Math.min(STREAM_CHUNK, end - pos);
+        // With recycle: the ring's buffers are read into again once the consumer released
+        // every chunk of the last round.
+        if (opts.recycle !== undefined && turn === STREAM_RING) {
+          await opts.recycle();
+          turn = 0;
+        }
         let chunk: Buffer;
         try {
-          chunk = await readAt(fh, pos, Math.min(STREAM_CHUNK, end - pos));
+          if (opts.recycle === undefined) {
+            chunk = await readAt(fh, pos, length);
+          } else {
+            if (ring.length === turn) ring.push(Buffer.allocUnsafeSlow(STREAM_CHUNK));
+            chunk = await readInto(fh, pos, ring[turn++]!.subarray(0, length));
+          }
         } catch (err) {
           throw ioError('read', key, err);
         }
