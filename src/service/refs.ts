@@ -23,12 +23,42 @@ function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Every direct ref, sorted by name as git advertises them. */
-export function sortedRefs(state: RepoState): RefEntry[] {
+/** Sorted refs per state: a state never changes, and every request of a version shares it. */
+const sortedByState = new WeakMap<RepoState, readonly RefEntry[]>();
+
+/** Every direct ref, sorted by name as git advertises them (one list per state, shared). */
+export function sortedRefs(state: RepoState): readonly RefEntry[] {
+  const known = sortedByState.get(state);
+  if (known !== undefined) return known;
   const out: RefEntry[] = [];
   for (const [name, v] of state.refs) out.push(entry(name, v));
   out.sort((x, y) => compareNames(x.name, y.name));
+  sortedByState.set(state, out);
   return out;
+}
+
+/** Encodings kept per state and key (see perState). */
+const encodedByState = new WeakMap<RepoState, Map<string, Uint8Array>>();
+/** Keys kept per state: requests with arbitrary ref prefixes must not grow it without bound. */
+const ENCODED_PER_STATE_MAX = 16;
+
+/**
+ * The bytes `make` encodes from `state` for `key` (e.g. an ls-refs answer for its arguments),
+ * made once per state and key while the state is in use: concurrent clients of one repository
+ * version share one encoding of its refs. The bytes are shared: callers never change them.
+ */
+export function perState(state: RepoState, key: string, make: () => Uint8Array): Uint8Array {
+  let byKey = encodedByState.get(state);
+  if (byKey === undefined) {
+    byKey = new Map();
+    encodedByState.set(state, byKey);
+  }
+  const known = byKey.get(key);
+  if (known !== undefined) return known;
+  const bytes = make();
+  if (byKey.size >= ENCODED_PER_STATE_MAX) byKey.delete(byKey.keys().next().value as string);
+  byKey.set(key, bytes);
+  return bytes;
 }
 
 /** What HEAD resolves to, or undefined when its branch is unborn. */

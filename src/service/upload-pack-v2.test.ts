@@ -69,6 +69,22 @@ describe('upload-pack v2', () => {
     assert.deepEqual(decodeLsRefsOutput(noUnborn.output), []);
   });
 
+  test('ls-refs answers kept per state follow the arguments and every new state', async () => {
+    const env = memoryEnv();
+    await env.host.create('s');
+    const s = env.service();
+    const ls = async (args: readonly string[]): Promise<unknown> => decodeLsRefsOutput((await runService(s, { ...v2, repoName: 's', statelessRpc: true }, cmd('ls-refs', args))).output);
+    assert.equal((await pushRefs(s, 's', [{ name: 'refs/heads/main', newOid: C(2) }], await hist.pack([C(2)]))).error, undefined);
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(await ls(['symrefs']), [{ name: 'HEAD', oid: C(2), symrefTarget: 'refs/heads/main' }, { name: 'refs/heads/main', oid: C(2) }]);
+      assert.deepEqual(await ls([]), [{ name: 'HEAD', oid: C(2) }, { name: 'refs/heads/main', oid: C(2) }]);
+      assert.deepEqual(await ls(['ref-prefix refs/tags/']), []);
+    }
+    assert.equal((await pushRefs(s, 's', [{ name: 'refs/heads/main', oldOid: C(2), newOid: C(3) }, { name: 'refs/tags/v1', newOid: tag }], await hist.pack([C(3), tag], [C(2)]))).error, undefined);
+    assert.deepEqual(await ls(['symrefs']), [{ name: 'HEAD', oid: C(3), symrefTarget: 'refs/heads/main' }, { name: 'refs/heads/main', oid: C(3) }, { name: 'refs/tags/v1', oid: tag }]);
+    assert.deepEqual(await ls(['ref-prefix refs/tags/', 'peel']), [{ name: 'refs/tags/v1', oid: tag, peeled: C(1) }]);
+  });
+
   test('fetch: clone with done goes straight to the packfile', async () => {
     const r = await runService(svc, { ...v2, repoName: 'r', statelessRpc: true }, cmd('fetch', ['ofs-delta', 'thin-pack', `want ${C(4)}`, 'done']));
     assert.equal(r.error, undefined, String(r.error));

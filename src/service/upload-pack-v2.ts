@@ -9,16 +9,17 @@ import type { ObjectId } from '../git/hash/object-id.js';
 import { sanitizeAgent, type Capability } from '../git/protocol/capabilities.js';
 import { formatAcknowledgments, formatShallowInfo, parseFetchArgs, type FetchArgs, type FetchFeatures } from '../git/protocol/fetch.js';
 import { DELIM, FLUSH, quoteLine } from '../git/protocol/lines.js';
-import { encodeLsRefsOutput, matchesRefPrefix, parseLsRefsArgs, type LsRef } from '../git/protocol/ls-refs.js';
+import { encodeLsRefsOutput, matchesRefPrefix, parseLsRefsArgs, type LsRef, type LsRefsArgs } from '../git/protocol/ls-refs.js';
 import { encodeV2Advertisement, parseV2Request, V2_CAPABILITY_LINES_MAX, type V2Request } from '../git/protocol/v2-capabilities.js';
 import type { Repository } from '../repo/repository.js';
+import type { RepoState } from '../meta/meta-store.js';
 import type { GitRequest } from './git-service.js';
 import { LineReader } from './line-reader.js';
 import { HaveSet, LinkCache } from './negotiation.js';
 import type { ServiceSettings } from './options.js';
 import { SidebandWriter, type ServiceOutput } from './output.js';
 import { planShallow, sendPack, wantsDeepen } from './pack-response.js';
-import { headEntry, sortedRefs } from './refs.js';
+import { headEntry, perState, sortedRefs } from './refs.js';
 import { checkWantsAllowed, checkWantsExist } from './wants.js';
 
 /** The fetch features this server implements (advertised as `fetch=<features>`). */
@@ -114,6 +115,13 @@ function checkRequestCapabilities(request: V2Request): void {
 async function lsRefs(repo: Repository, request: V2Request, out: ServiceOutput): Promise<void> {
   const args = parseLsRefsArgs(request.args);
   const state = await repo.readState();
+  // Clients of one repository version mostly ask the same: one encoding per state and arguments.
+  const key = `ls-refs ${args.symrefs ? 's' : '-'}${args.peel ? 'p' : '-'}${args.unborn ? 'u' : '-'} ${JSON.stringify(args.refPrefixes)}`;
+  await out.write(perState(state, key, () => encodeLsRefs(state, args)));
+}
+
+/** The ls-refs answer for `args` (see lsRefs). */
+function encodeLsRefs(state: RepoState, args: LsRefsArgs): Uint8Array {
   const refs: LsRef[] = [];
   const prefixes = args.refPrefixes;
   const head = headEntry(state);
@@ -133,7 +141,7 @@ async function lsRefs(repo: Repository, request: V2Request, out: ServiceOutput):
     if (!matchesRefPrefix(r.name, prefixes)) continue;
     refs.push({ name: r.name, oid: r.oid, ...(args.peel && r.peeled !== undefined ? { peeled: r.peeled } : {}) });
   }
-  await out.write(encodeLsRefsOutput(refs));
+  return encodeLsRefsOutput(refs);
 }
 
 /** upload_pack_v2: process args, maybe acknowledgments, then shallow-info and the packfile. */

@@ -20,7 +20,7 @@ import { HaveSet, LinkCache } from './negotiation.js';
 import type { ServiceSettings } from './options.js';
 import { SidebandWriter, type ServiceOutput, type SidebandMode } from './output.js';
 import { planShallow, sendPack } from './pack-response.js';
-import { headEntry, sortedRefs } from './refs.js';
+import { headEntry, perState, sortedRefs } from './refs.js';
 import { checkWantsAllowed, checkWantsExist } from './wants.js';
 
 /** Capabilities upload-pack always advertises in v0/v1 (upload-pack.c write_v0_ref). */
@@ -77,14 +77,10 @@ export async function serveUploadPack(
   const signal = req.signal;
   const state = await repo.readState();
   if (req.advertiseRefs || !req.statelessRpc) {
-    await out.write(
-      encodeRefAdvertisement({
-        version: req.protocolVersion === 1 ? 1 : 0,
-        refs: uploadPackRefs(state),
-        capabilities: uploadPackCapabilities(state, settings, req.advertiseRefs),
-        shallows: [],
-      }),
-    );
+    const version = req.protocolVersion === 1 ? 1 : 0;
+    const capabilities = uploadPackCapabilities(state, settings, req.advertiseRefs);
+    const key = `v${version} ${capabilities.map((c) => (c.value === undefined ? c.name : `${c.name}=${c.value}`)).join(' ')}`;
+    await out.write(perState(state, key, () => encodeRefAdvertisement({ version, refs: uploadPackRefs(state), capabilities, shallows: [] })));
   }
   if (req.advertiseRefs) return;
 
