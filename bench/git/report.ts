@@ -110,6 +110,8 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
     const ss = share(conc.stowage);
     const ds = share(conc.daemon);
     if (ss !== undefined && ds !== undefined) out.push(`Where the CPU went: Stowage: ${ss}. git daemon: ${ds}.`);
+    const bound = cpuBound(conc, n);
+    if (bound !== undefined) out.push(bound);
   }
   out.push('');
   out.push('How it is measured (`npm run bench`, bench/git/):');
@@ -170,3 +172,28 @@ export function formatComparison(backends: readonly BackendResults[]): string {
   out.push('');
   return `${out.join('\n')}\n`;
 }
+
+/**
+ * When both rounds kept the machine at least 90% busy, throughput is bounded by CPU per client:
+ * git daemon's round used `all` ms of the machine per client, and Stowage's clients alone
+ * (everything outside its server) `outside` ms. A server using no CPU at all would then reach at
+ * most all / outside times git daemon's throughput on this machine; undefined otherwise.
+ */
+function cpuBound(conc: OperationResult, n: number): string | undefined {
+  const busy = (xs: readonly Measured[]): { busy: number; server: number; share: number } | undefined => {
+    const m = xs.flatMap((x) => (x.machineCpuSeconds === undefined || x.cpus === undefined ? [] : [x]));
+    if (m.length !== xs.length || m.length === 0) return undefined;
+    const b = median(m.map((x) => x.machineCpuSeconds as number));
+    return { busy: b, server: median(m.map((x) => x.cpuSeconds)), share: b / median(m.map((x) => x.wallSeconds * (x.cpus as number))) };
+  };
+  const s = busy(conc.stowage);
+  const d = busy(conc.daemon);
+  if (s === undefined || d === undefined || s.share < 0.9 || d.share < 0.9 || s.busy <= s.server) return undefined;
+  const all = (d.busy / n) * 1000;
+  const outside = ((s.busy - s.server) / n) * 1000;
+  return (
+    `Bound on this machine: both rounds were CPU-bound; git daemon's took ${fixed(all, 1)} ms of machine CPU per client and Stowage's clients alone ` +
+    `${fixed(outside, 1)} ms, so even a server using no CPU would reach at most ${fixed(all / outside, 2)}× git daemon's throughput here.`
+  );
+}
+
