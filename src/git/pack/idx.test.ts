@@ -145,7 +145,12 @@ describe('idx v2 encoding', () => {
             assert.ok(i >= 0);
             assert.equal(idx.offsetAt(i), e.offset);
             assert.equal(idx.crc32At(i), e.crc32);
+            // The raw lookup finds the same position, also at an offset inside a larger buffer.
+            const raw = Buffer.concat([Buffer.from([7, 7, 7]), Buffer.from(e.oid, 'hex'), Buffer.from([9])]);
+            assert.equal(idx.findIndexRaw(raw, 3), i);
           }
+          const absent = randomOid();
+          assert.equal(idx.findIndexRaw(Buffer.from(absent, 'hex'), 0), idx.findIndex(absent));
         },
       ),
       { numRuns: 100, seed: 12 },

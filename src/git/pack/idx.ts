@@ -205,16 +205,21 @@ export class PackIndex {
 
   /** Position of `oid` in the sorted name table, or -1. Compares raw bytes, no allocation per step. */
   findIndex(oid: ObjectId): number {
+    return this.#find(hexWord(oid, 0), hexWord(oid, 8), hexWord(oid, 16), hexWord(oid, 24), hexWord(oid, 32));
+  }
+
+  /** Position of the raw 20-byte id at `off` in `bytes`, or -1 (findIndex without a hex string). */
+  findIndexRaw(bytes: Uint8Array, off: number): number {
+    return this.#find(rawWord(bytes, off), rawWord(bytes, off + 4), rawWord(bytes, off + 8), rawWord(bytes, off + 12), rawWord(bytes, off + 16));
+  }
+
+  /** Binary search of the name table for the id made of five big-endian words. */
+  #find(w0: number, w1: number, w2: number, w3: number, w4: number): number {
     const view = this.#view;
-    const w0 = hexWord(oid, 0);
     const first = w0 >>> 24;
     let lo = first === 0 ? 0 : view.getUint32(8 + (first - 1) * 4);
     let hi = view.getUint32(8 + first * 4);
     if (lo >= hi) return -1;
-    const w1 = hexWord(oid, 8);
-    const w2 = hexWord(oid, 16);
-    const w3 = hexWord(oid, 24);
-    const w4 = hexWord(oid, 32);
     const names = this.#namesAt;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -345,6 +350,11 @@ export class PackIndex {
 }
 
 /** The 32-bit big-endian word of 8 lowercase hex digits of `hex` at `at` (no allocation). */
+/** The big-endian u32 at `at` of `bytes`. */
+function rawWord(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
 function hexWord(hex: string, at: number): number {
   let v = 0;
   for (let i = at; i < at + 8; i++) {

@@ -118,6 +118,8 @@ export class AccelFile {
   #childStart: Int32Array | undefined;
   #childList: Int32Array | undefined;
   #checked: Uint8Array | undefined;
+  /** Per pack index (see memoFor). */
+  readonly #positionsIn = new WeakMap<object, Int32Array>();
 
   private constructor(count: number, flags: number, byteLength: number, s: Map<number, Uint8Array>) {
     this.count = count;
@@ -202,6 +204,20 @@ export class AccelFile {
     const v = this.#bigMap.get(pos);
     if (v === undefined) throw corrupt(`size of position ${pos} is missing`);
     return v;
+  }
+
+  /**
+   * A memo of where this file's refs are in another pack's index, kept as long as both live:
+   * slot `ref` for a position of this pack, `count + i` for EXT id i; -2 until looked up, then
+   * the position or -1. Walks that meet the same trees on every fetch look each id up once.
+   */
+  memoFor(index: object): Int32Array {
+    let memo = this.#positionsIn.get(index);
+    if (memo === undefined) {
+      memo = new Int32Array(this.count + this.extCount).fill(-2);
+      this.#positionsIn.set(index, memo);
+    }
+    return memo;
   }
 
   /** The number of ids in EXT. */

@@ -94,6 +94,25 @@ export class AccelGraph {
     return ref & EXT_BIT ? this.files[p]!.extOid(ref & ~EXT_BIT) : this.indexes[p]!.oidAt(ref);
   }
 
+  /**
+   * The idx position in pack q of the object that ref of pack p's accelerator names, or -1
+   * when q lacks it; memoised per accelerator file and index (AccelFile.memoFor), so it
+   * outlives this graph while the file and the index stay cached.
+   */
+  positionIn(p: number, ref: number, q: number): number {
+    if (p === q && (ref & EXT_BIT) === 0) return ref;
+    const file = this.files[p]!;
+    const memo = file.memoFor(this.indexes[q]!);
+    const slot = ref & EXT_BIT ? file.count + (ref & ~EXT_BIT) : ref;
+    let pos = memo[slot];
+    if (pos === undefined) throw corrupt(`ref ${ref} is out of range`);
+    if (pos === -2) {
+      pos = this.indexes[q]!.findIndexRaw(this.refBytes(p, ref), this.rawOffset(p, ref));
+      memo[slot] = pos;
+    }
+    return pos;
+  }
+
   /** The bytes holding the raw id of a ref (do not modify); the id starts at `rawOffset(p, ref)`. */
   refBytes(p: number, ref: number): Uint8Array {
     return ref & EXT_BIT ? this.files[p]!.extBytes : this.nameBytes[p]!;

@@ -263,8 +263,8 @@ export async function reach(view: ReachView, src: WalkSource, roots: ReachRoots,
             pos = graph.files[p]!.checkRef(ref);
             oid = undefined;
           } else {
-            oid = graph.refOid(f.pack, ref);
-            pos = idxP.findIndex(oid);
+            pos = graph.positionIn(f.pack, ref, p);
+            oid = pos >= 0 ? undefined : graph.refOid(f.pack, ref);
           }
         } else {
           const e = parseEntry(f);
