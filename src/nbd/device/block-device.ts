@@ -8,6 +8,8 @@
  * `flush` resolves once everything acknowledged before it was called is durable.
  */
 
+import type { WriteData } from './byte-parts.js';
+
 /** Block size constraints advertised to clients (NBD_INFO_BLOCK_SIZE). */
 export interface BlockSizes {
   readonly minimum: number;
@@ -49,7 +51,8 @@ export interface BlockDevice {
   /** Whether several connections may share this device safely (one shared cache). */
   readonly multiConn: boolean;
   read(offset: number, length: number, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
-  write(offset: number, data: Uint8Array, flags?: WriteFlags): Promise<void>;
+  /** Writes `data` (one buffer, or pieces in order: byte-parts.ts) at `offset`. */
+  write(offset: number, data: WriteData, flags?: WriteFlags): Promise<void>;
   trim(offset: number, length: number, flags?: WriteFlags): Promise<void>;
   writeZeroes(offset: number, length: number, flags?: ZeroFlags): Promise<void>;
   flush(): Promise<void>;

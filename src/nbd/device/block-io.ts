@@ -83,11 +83,20 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Upload bodies kept for reuse: at most one per upload in flight is ever needed. */
+const BODY_POOL_MAX = 16;
+
 /** The block objects of one volume. */
 export class BlockIo {
   /** The slot checks of formats 2 and 3 (format 1 has none). */
   private readonly slots: SlotCodec;
   private readonly slotVersion: SlotVersion;
+  /**
+   * Encoded bodies of full-size blocks whose put has resolved, for the next uploads: a copy-in
+   * otherwise allocates (and the collector frees) one 256 KiB buffer per block uploaded.
+   */
+  private readonly bodies: Buffer[] = [];
+  private poolLength = -1;
 
   constructor(
     private readonly store: ObjectStore,
@@ -216,7 +225,7 @@ export class BlockIo {
         return sec ?? Buffer.alloc(sectorLength(len, s));
       }));
     }
-    const body = Buffer.allocUnsafe(encodedLengthV2(len));
+    const body = this.takeBody(encodedLengthV2(len));
     writeHeaderV2(body, index, epoch, len, this.slotVersion);
     let allZero = true;
     for (let s = 0; s < n; s++) {
@@ -255,7 +264,31 @@ export class BlockIo {
       }
       sec.copy(body, at + CHECK_LENGTH);
     }
-    return allZero ? undefined : body;
+    if (allZero) {
+      this.recycle(body);
+      return undefined;
+    }
+    return body;
+  }
+
+  /**
+   * Returns an encoded body for reuse once the store is done with it (its put resolved: no
+   * store keeps a caller's buffer past that). Never call it for a body still being written.
+   */
+  recycle(body: Buffer): void {
+    if (body.byteLength !== this.poolLength || this.bodies.length >= BODY_POOL_MAX) return;
+    this.bodies.push(body);
+  }
+
+  /** A buffer of `length` bytes for an encoded body: from the pool when it holds that size. */
+  private takeBody(length: number): Buffer {
+    // The pool holds the most common size, that of a full block (the last block may be short).
+    if (this.poolLength !== length) {
+      if (this.poolLength !== -1 && length < this.poolLength) return Buffer.allocUnsafe(length);
+      this.poolLength = length;
+      this.bodies.length = 0;
+    }
+    return this.bodies.pop() ?? Buffer.allocUnsafe(length);
   }
 }
 

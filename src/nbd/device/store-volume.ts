@@ -10,6 +10,7 @@ import type { ObjectStore } from '../../storage/object-store.js';
 import { NBD_ENOTSUP } from '../protocol/constants.js';
 import { VolumeCache } from './block-cache.js';
 import type { BlockDevice, BlockSizes, Extent, WriteFlags, ZeroFlags } from './block-device.js';
+import { ByteParts, type WriteData } from './byte-parts.js';
 import type { VolumeLease } from './lease.js';
 import { blockIndexOf, blockKey, blocksPrefix, type VolumeMeta } from './volume-layout.js';
 
@@ -115,16 +116,16 @@ export class StoreVolume implements BlockDevice {
     return out;
   }
 
-  async write(offset: number, data: Uint8Array, flags: WriteFlags = {}): Promise<void> {
+  async write(offset: number, data: WriteData, flags: WriteFlags = {}): Promise<void> {
     this.checkWritable();
-    const src = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const spans = this.spans(offset, src.byteLength);
+    const src = ByteParts.of(data);
+    const spans = this.spans(offset, src.length);
     const donated = flags.donated === true;
     if (spans.length === 1) {
       const s = spans[0] as Span;
       await this.blocks.write(s.index, s.off, src, donated);
     } else {
-      await Promise.all(spans.map((s) => this.blocks.write(s.index, s.off, src.subarray(s.at, s.at + s.len), donated)));
+      await Promise.all(spans.map((s) => this.blocks.write(s.index, s.off, src.sub(s.at, s.at + s.len), donated)));
     }
     if (flags.fua === true) await this.blocks.waitDurable(spans.map((s) => s.index));
   }

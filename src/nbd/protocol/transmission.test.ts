@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LimitError, ProtocolError } from '../../core/errors.js';
 import * as K from './constants.js';
-import { RequestDecoder, decodeRequestHeader, encodeRequest, type DecodedRequest, type NbdRequest } from './request.js';
+import { GATHER_MIN, RequestDecoder, decodeRequestHeader, encodeRequest, type DecodedRequest, type NbdRequest } from './request.js';
 import {
   decodeReply,
   encodeBlockStatusChunk,
@@ -64,10 +64,28 @@ describe('nbd request codec', () => {
           else if (r.length > 200) assert.equal(g.kind, 'write-too-big');
           else {
             assert.equal(g.kind, 'write');
-            if (g.kind === 'write') assert.deepEqual(Buffer.from(g.payload), payloads.get(i));
+            if (g.kind === 'write') assert.deepEqual(Buffer.concat(g.payload), payloads.get(i));
           }
         });
       }),
+    );
+  });
+
+  test('long WRITE payloads come out as views of the received chunks, under any chunking', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: GATHER_MIN, max: GATHER_MIN + 70_000 }), { minLength: 1, maxLength: 3 }), fc.array(fc.integer({ min: 1, max: 90_000 }), { maxLength: 20 }), (lengths, cuts) => {
+        const reqs = lengths.map((length, i) => ({ flags: 0, type: K.NBD_CMD_WRITE, cookie: BigInt(i), offset: 0n, length }));
+        const { bytes, payloads } = encodeAll(reqs);
+        const got = feed(bytes, cuts, GATHER_MIN + 70_000);
+        assert.equal(got.length, reqs.length);
+        got.forEach((g, i) => {
+          assert.ok(g.kind === 'write' && g.owned, 'a long payload is the receiver\'s to keep');
+          if (g.kind !== 'write') return;
+          assert.deepEqual(Buffer.concat(g.payload), payloads.get(i));
+          for (const piece of g.payload) assert.equal(piece.buffer, bytes.buffer, 'a view, not a copy');
+        });
+      }),
+      { numRuns: 40 },
     );
   });
 

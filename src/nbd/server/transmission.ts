@@ -223,7 +223,7 @@ export class Transmission {
           return await this.read(r, offset, length);
         case K.NBD_CMD_WRITE:
           // A payload the decoder allocated for this request alone is the device's to keep.
-          if (item.kind === 'write') await this.device.write(offset, item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0, donated: item.owned });
+          if (item.kind === 'write') await this.device.write(offset, item.payload.length === 1 ? (item.payload[0] as Uint8Array) : item.payload, { fua: (r.flags & K.NBD_CMD_FLAG_FUA) !== 0, donated: item.owned });
           break;
         case K.NBD_CMD_FLUSH:
           await this.device.flush();

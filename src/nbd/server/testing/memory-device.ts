@@ -5,6 +5,7 @@
  */
 import { ConflictError } from '../../../core/errors.js';
 import type { BlockDevice, BlockSizes, DeviceHandle, DeviceProvider, Extent, WriteFlags, ZeroFlags } from '../../device/block-device.js';
+import { ByteParts, type WriteData } from '../../device/byte-parts.js';
 
 const BLOCK = 64 * 1024;
 
@@ -53,7 +54,8 @@ export class MemoryDevice implements BlockDevice {
     return out;
   }
 
-  async write(offset: number, data: Uint8Array, flags: WriteFlags = {}): Promise<void> {
+  async write(offset: number, pieces: WriteData, flags: WriteFlags = {}): Promise<void> {
+    const data = ByteParts.of(pieces).copy();
     this.calls.writes++;
     if (flags.fua === true) this.calls.fuaWrites++;
     this.each(offset, data.byteLength, (blk, at, pos, n) => {
