@@ -30,6 +30,7 @@ import { startNbdServer, type NbdServerProcess } from '../../test/e2e/nbd-helper
 import { STOWAGE_BIN, PROJECT_ROOT } from '../../test/helpers/paths.js';
 import { makeTempDir, removeTempDir } from '../../test/helpers/tmp.js';
 import { cpuModel } from '../git/proc-stats.js';
+import { DEFAULT_BLOCK_SIZE } from '../../src/nbd/device/volume-layout.js';
 import { createS3Bucket, remoteStore, RemoteServices, s3DeleteBucket, type BenchStore } from '../git/stores.js';
 import { uniqueName } from '../../test/infra/services.js';
 
@@ -226,9 +227,9 @@ function fioSizeMb(opts: Options): number {
 /** The largest minimum block size nbdkit lets a plugin advertise. */
 const NBDKIT_MAX_MIN_BLOCK = 64 * 1024;
 
-/** Bytes of a `--block-size` value (Stowage's default, 256 KiB, when absent). */
+/** Bytes of a `--block-size` value (Stowage's default when absent). */
 function blockSizeBytes(text: string | undefined): number {
-  if (text === undefined) return 256 * 1024;
+  if (text === undefined) return DEFAULT_BLOCK_SIZE;
   const m = /^(\d+)([KMk]?)$/.exec(text);
   if (m === null) throw new Error(`--block-size ${text}: give bytes, or a number with K or M`);
   return Number(m[1]) * (m[2] === '' ? 1 : m[2] === 'M' ? MiB : 1024);

@@ -70,7 +70,7 @@ export function nbdCommand(io: CliIo): Command {
 
   addStoreOptions(nbd.command('create <name>').description('create an empty (all-zero) volume'))
     .requiredOption('--size <size>', 'volume size, e.g. 1G or 512M (a multiple of 512)')
-    .option('--block-size <size>', 'object size per block, a power of two from 4K to 32M (default 256K)')
+    .option('--block-size <size>', 'object size per block, a power of two from 4K to 32M (default 1M)')
     .option('--description <text>', 'a description shown to NBD clients')
     .action(async (name: string, opts: ConfigFlags & { size: string; blockSize?: string; description?: string }) => {
       checkVolumeName(name);
