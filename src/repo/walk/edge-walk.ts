@@ -7,7 +7,7 @@
  * the change, where marking the parent's whole tree costs the size of the repository.
  */
 import { ValidationError } from '../../core/errors.js';
-import type { ObjectId } from '../../git/hash/object-id.js';
+import { objectIdFromBytes, type ObjectId } from '../../git/hash/object-id.js';
 import type { AccelGraph } from '../accel/graph.js';
 import { nameMeta } from '../accel/tree-diff.js';
 import type { OidSet } from './oid-set.js';
@@ -16,22 +16,34 @@ import { readTreeEntry, type TreeEntrySlots } from './tree-entry.js';
 import { pathHash } from './tree-walk.js';
 
 
-/** One entry of a tree: its name's hash (low two bits clear), kind (0 tree, 1 blob, 2 gitlink) and id. */
-interface Entry {
-  readonly name: number;
-  readonly kind: number;
-  readonly oid: ObjectId;
+/**
+ * The entries of a tree as parallel arrays: name hash (low two bits clear), kind (0 tree,
+ * 1 blob, 2 gitlink) and where the raw id is (`bytes[k]` at `at[k]`). No id becomes a string
+ * until its entry is found changed: a root tree of git.git has about 450 entries, and a
+ * one-commit fetch compares two of them for one or two changed paths.
+ */
+interface Entries {
+  readonly n: number;
+  readonly name: Uint32Array;
+  readonly kind: Uint8Array;
+  readonly bytes: Uint8Array[];
+  readonly at: Int32Array;
 }
 
 /** The entries of a tree, from its accelerator record or its bytes; undefined when absent. */
-async function entriesOf(graph: AccelGraph, src: WalkSource, oid: ObjectId): Promise<Entry[] | undefined> {
+async function entriesOf(graph: AccelGraph, src: WalkSource, oid: ObjectId): Promise<Entries | undefined> {
   const loc = graph.locate(oid);
   if (loc !== undefined && graph.files[loc.pack]?.checkTree(loc.pos) === true) {
     const list = graph.entries(loc.pack, loc.pos);
-    const out: Entry[] = [];
-    for (let k = 0; k < list.length; k += 3) {
-      const meta = list[k + 2]!;
-      out.push({ name: (meta & ~3) >>> 0, kind: meta & 3, oid: graph.refOid(loc.pack, list[k + 1]!) });
+    const n = list.length / 3;
+    const out: Entries = { n, name: new Uint32Array(n), kind: new Uint8Array(n), bytes: new Array<Uint8Array>(n), at: new Int32Array(n) };
+    for (let k = 0; k < n; k++) {
+      const ref = list[k * 3 + 1]!;
+      const meta = list[k * 3 + 2]!;
+      out.name[k] = (meta & ~3) >>> 0;
+      out.kind[k] = meta & 3;
+      out.bytes[k] = graph.refBytes(loc.pack, ref);
+      out.at[k] = graph.rawOffset(loc.pack, ref);
     }
     return out;
   }
@@ -40,13 +52,28 @@ async function entriesOf(graph: AccelGraph, src: WalkSource, oid: ObjectId): Pro
   if (obj.type !== 'tree') throw new ValidationError('OBJ_BAD_TYPE', `object ${oid} is a ${obj.type}, expected a tree`);
   const d = obj.data;
   const buf = Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  const out: Entry[] = [];
+  const names: number[] = [];
+  const kinds: number[] = [];
+  const ats: number[] = [];
   const e: TreeEntrySlots = { kind: 0, nameStart: 0, nameEnd: 0 };
   for (let off = 0; off < buf.length; ) {
     off = readTreeEntry(buf, off, e);
-    out.push({ name: nameMeta(buf, e.nameStart, e.nameEnd, 0), kind: e.kind, oid: buf.toString('hex', e.nameEnd + 1, e.nameEnd + 21) as ObjectId });
+    names.push(nameMeta(buf, e.nameStart, e.nameEnd, 0));
+    kinds.push(e.kind);
+    ats.push(e.nameEnd + 1);
   }
-  return out;
+  const n = names.length;
+  return { n, name: Uint32Array.from(names), kind: Uint8Array.from(kinds), bytes: new Array<Uint8Array>(n).fill(buf), at: Int32Array.from(ats) };
+}
+
+/** Whether entry i of `x` and entry j of `y` name the same id (raw bytes compared). */
+function sameId(x: Entries, i: number, y: Entries, j: number): boolean {
+  const a = x.bytes[i]!;
+  const b = y.bytes[j]!;
+  const p = x.at[i]!;
+  const q = y.at[j]!;
+  for (let k = 0; k < 20; k++) if (a[p + k] !== b[q + k]) return false;
+  return true;
 }
 
 /**
@@ -74,22 +101,24 @@ export async function markEdgesSparse(
     // names): an entry is unchanged when any sent entry of its name hash has its id, else it
     // pairs with the sent trees of that hash that differ. Matching only the first entry per
     // hash made every colliding sibling look changed and walked whole subtrees for nothing.
-    const byName = new Map<number, Entry[]>();
-    for (const e of mine) {
-      const list = byName.get(e.name);
-      if (list === undefined) byName.set(e.name, [e]);
-      else list.push(e);
+    const byName = new Map<number, number[]>();
+    for (let i = 0; i < mine.n; i++) {
+      const list = byName.get(mine.name[i]!);
+      if (list === undefined) byName.set(mine.name[i]!, [i]);
+      else list.push(i);
     }
-    for (const e of theirs) {
-      if (e.kind === 2) continue;
-      const others = byName.get(e.name);
-      if (others !== undefined && others.some((o) => o.oid === e.oid)) continue;
-      const hash = pathHash(pair.hash, e.name);
-      edges.add(e.oid);
-      const key = hash * 2 + e.kind;
-      if (!edgeByName.has(key)) edgeByName.set(key, e.oid);
-      if (e.kind !== 0 || others === undefined) continue;
-      for (const o of others) if (o.kind === 0) stack.push({ sent: o.oid, have: e.oid, hash });
+    for (let j = 0; j < theirs.n; j++) {
+      const kind = theirs.kind[j]!;
+      if (kind === 2) continue;
+      const others = byName.get(theirs.name[j]!);
+      if (others !== undefined && others.some((i) => sameId(mine, i, theirs, j))) continue;
+      const hash = pathHash(pair.hash, theirs.name[j]!);
+      const id = objectIdFromBytes(theirs.bytes[j]!, theirs.at[j]!);
+      edges.add(id);
+      const key = hash * 2 + kind;
+      if (!edgeByName.has(key)) edgeByName.set(key, id);
+      if (kind !== 0 || others === undefined) continue;
+      for (const i of others) if (mine.kind[i] === 0) stack.push({ sent: objectIdFromBytes(mine.bytes[i]!, mine.at[i]!), have: id, hash });
     }
   }
 }
