@@ -45,6 +45,19 @@ async function refValues(gitDir: string): Promise<string[]> {
   return lines((await git(['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname)'])).stdout);
 }
 
+/** One test per client: `clone --mirror` of `repo` equals `source` and is fsck-clean. */
+function mirrorCloneTests(clients: readonly [Frontend, ClientProtocol][], ctx: () => { work: string; server: StowageServer; source: string; repo: string }): void {
+  for (const [frontend, protocolVersion] of clients) {
+    test(`clone --mirror over ${frontend} v${protocolVersion} equals the source`, async () => {
+      const { work, server, source, repo } = ctx();
+      const dst = join(work, `clone-${frontend}-${protocolVersion}.git`);
+      await git(['clone', '-q', '--mirror', server.repoUrl(frontend, repo), dst], { protocolVersion });
+      await assertSameContent(dst, source);
+      await assertFsckClean(dst);
+    });
+  }
+}
+
 describe('clone and fetch from a repository with reachability bitmaps', () => {
   let work: string;
   let server: StowageServer;
@@ -73,14 +86,7 @@ describe('clone and fetch from a repository with reachability bitmaps', () => {
     ['http', 2],
     ['http', 0],
   ];
-  for (const [frontend, protocolVersion] of clients) {
-    test(`clone --mirror over ${frontend} v${protocolVersion} equals the source`, async () => {
-      const dst = join(work, `clone-${frontend}-${protocolVersion}.git`);
-      await git(['clone', '-q', '--mirror', server.repoUrl(frontend, 'hist'), dst], { protocolVersion });
-      await assertSameContent(dst, source);
-      await assertFsckClean(dst);
-    });
-  }
+  mirrorCloneTests(clients, () => ({ work, server, source, repo: 'hist' }));
 
   test('fetches with haves after pushes moved refs and added packs, then after compact --full', async () => {
     // The source moves on: commits on two branches, a new branch, a new annotated tag, pushed.
@@ -164,12 +170,5 @@ describe('clone of a stored pack many times the size of the read buffers', () =>
     ['git', 0],
     ['http', 2],
   ];
-  for (const [frontend, protocolVersion] of clients) {
-    test(`clone --mirror over ${frontend} v${protocolVersion} equals the source`, async () => {
-      const dst = join(work, `clone-${frontend}-${protocolVersion}.git`);
-      await git(['clone', '-q', '--mirror', server.repoUrl(frontend, 'big'), dst], { protocolVersion });
-      await assertSameContent(dst, source);
-      await assertFsckClean(dst);
-    });
-  }
+  mirrorCloneTests(clients, () => ({ work, server, source, repo: 'big' }));
 });
