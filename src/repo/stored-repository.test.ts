@@ -125,6 +125,36 @@ for (const kind of ['memory', 'fs'] as const) {
       await git(dir, ['fsck', '--no-dangling', '--connectivity-only']);
     });
 
+    test('identical fetches of one state share one answer; other requests do not, and an abort stays with its request', async () => {
+      const main = ref('refs/heads/main');
+      const side = ref('refs/heads/side');
+      const plain = [...(await repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit] })).objects].sort();
+      // Concurrent identical requests (haves in another order) get the very same answer.
+      const [a, b] = await Promise.all([
+        repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit, side] }),
+        repo.enumerateObjects({ wants: [main], haves: [side, fx.splitCommit, side] }),
+      ]);
+      assert.equal(a.objects, b.objects);
+      const later = await repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit, side] });
+      assert.equal(later.objects, a.objects);
+      // Other haves or flags are other requests.
+      const other = await repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit] });
+      assert.notEqual(other.objects, a.objects);
+      assert.deepEqual([...other.objects].sort(), plain);
+      assert.notEqual((await repo.enumerateObjects({ wants: [main], haves: [fx.splitCommit], includeTags: true })).objects, other.objects);
+      // The first requester's abort does not fail a second, identical request.
+      const ctl = new AbortController();
+      const wants = [ref('refs/heads/side')];
+      const haves = [fx.splitCommit];
+      const first = repo.enumerateObjects({ wants, haves, signal: ctl.signal });
+      const second = repo.enumerateObjects({ wants, haves });
+      ctl.abort();
+      await assert.rejects(first);
+      const expected = (await gitLines(fx.oracle, ['rev-list', '--objects', wants[0]!, `^${fx.splitCommit}`])).map((l) => l.slice(0, 40)).sort();
+      const got = new Set<string>((await second).objects);
+      assert.ok(expected.every((o) => got.has(o)), 'the second request still gets its whole answer');
+    });
+
     test('computeShallow through the repository', async () => {
       const u = await repo.computeShallow([ref('refs/heads/main')], [], { depth: 1 });
       assert.deepEqual(u.shallow, [ref('refs/heads/main')]);

@@ -33,7 +33,7 @@ import type {
 } from './repository.js';
 import { enumerateObjects, TAG_CHAIN_MAX, type Enumeration, type TagRef } from './walk/enumerate.js';
 import { computeShallow } from './walk/shallow.js';
-import { enumCacheKey, fromMasks, toMasks } from './walk/enum-cache.js';
+import { enumCacheKey, fetchCacheKey, fromMasks, toMasks } from './walk/enum-cache.js';
 import { compactRepository, type CompactOptions, type CompactResult } from './compact/compact.js';
 import { DEFAULT_REMOVAL_GRACE_MS } from './compact/removed.js';
 import type { CompactionScheduler } from './compact/scheduler.js';
@@ -161,12 +161,37 @@ export class StoredRepository implements Repository {
         return { objects: hit.objects, hints: hit as unknown as PackHints };
       }
     }
-    const res = await enumerateObjects(this, req, tags);
+    const res = await this.#fetchAnswer(version, req, tags);
     if (key !== undefined && graph.any && this.#db?.version === version) {
       const masks = toMasks(db, graph, res);
       if (masks !== undefined) clones.set(key, masks);
     }
     return { objects: res.objects, hints: res as unknown as PackHints };
+  }
+
+  /**
+   * The enumeration of a fetch (haves given, no shallow boundary), shared by identical requests
+   * of one repository state: clients that fetch the same update (a fleet of CI runners after a
+   * push) wait for one walk instead of each running it, and small answers stay cached while the
+   * state is current. The walk runs with the first requester's signal and progress; a request
+   * that sees the shared walk fail while its own signal is not aborted walks for itself.
+   */
+  async #fetchAnswer(version: number, req: EnumerateRequest, tags: readonly TagRef[]): Promise<Enumeration> {
+    const key = fetchCacheKey(this.#commitKeyPrefix, version, req);
+    if (key === undefined) return enumerateObjects(this, req, tags);
+    const fetches = this.#deps.caches.fetches;
+    let first = false;
+    try {
+      const res = await fetches.getOrLoad(key, () => {
+        first = true;
+        return enumerateObjects(this, req, tags);
+      });
+      if (!first) req.onProgress?.('Counting objects', res.objects.length, res.objects.length);
+      return res;
+    } catch (err) {
+      if (first || req.signal?.aborted === true) throw err;
+      return enumerateObjects(this, req, tags);
+    }
   }
 
   /**

@@ -8,7 +8,8 @@ import type { GitObject } from '../../git/object/object-type.js';
 import type { PackIndex } from '../../git/pack/idx.js';
 import type { AccelFile } from '../accel/format.js';
 import type { LoadedBitmaps } from '../object-db/bitmap-load.js';
-import { reachMasksBytes, type ReachMasks } from '../walk/enum-cache.js';
+import { enumerationBytes, reachMasksBytes, type ReachMasks } from '../walk/enum-cache.js';
+import type { Enumeration } from '../walk/enumerate.js';
 import type { CommitLinks } from '../repository.js';
 import { BlockCache } from './block-cache.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
@@ -48,6 +49,8 @@ export interface RepoCaches {
   readonly bitmaps: ByteLru<string, { readonly bitmaps: LoadedBitmaps | undefined }>;
   /** Clone answers by repository state and request (walk/enum-cache.ts). */
   readonly clones: ByteLru<string, ReachMasks>;
+  /** Small fetch answers by repository state and request, shared by identical fetches (walk/enum-cache.ts). */
+  readonly fetches: ByteLru<string, Enumeration>;
   /** Object type codes by index position, learnt from delta chains (1 byte per object, lives with the index). */
   readonly packTypes: WeakMap<PackIndex, Uint8Array>;
   /** A small number for a pack's cache key (store tag + pack key), stable for the process. */
@@ -59,6 +62,9 @@ const MB = 1024 * 1024;
 export const DEFAULT_ACCEL_CACHE_MB = 128;
 /** Default size of the clone answer cache, MiB (git.git's answer is about 100 KiB). */
 export const DEFAULT_CLONE_CACHE_MB = 16;
+/** Size of the fetch answer cache, MiB, and the largest answer it keeps (about 8,000 objects). */
+export const FETCH_CACHE_MB = 16;
+const FETCH_ANSWER_MAX_BYTES = 1024 * 1024;
 /** Default size of the bitmap cache, MiB (a 352k-object repository's entry is about 17 MiB with its hex ids). */
 export const DEFAULT_BITMAP_CACHE_MB = 64;
 /** Objects larger than this are never cached whole (they would evict many small trees). */
@@ -115,6 +121,11 @@ export function createRepoCaches(sizes: RepoCacheSizes): RepoCaches {
     clones: new ByteLru<string, ReachMasks>({
       maxBytes: mb(sizes.cloneCacheMb ?? DEFAULT_CLONE_CACHE_MB, 'clone cache'),
       sizeOf: reachMasksBytes,
+    }),
+    fetches: new ByteLru<string, Enumeration>({
+      maxBytes: FETCH_CACHE_MB * MB,
+      sizeOf: enumerationBytes,
+      maxEntryBytes: FETCH_ANSWER_MAX_BYTES,
     }),
     packTypes: new WeakMap(),
     packId: (cacheKey) => {

@@ -36,6 +36,32 @@ export function enumCacheKey(repoKey: string, version: number, req: EnumerateReq
   return `${repoKey}:${version}:${req.includeTags === true ? 't' : '-'}:${h.digest('hex')}`;
 }
 
+/**
+ * The cache key of a fetch (haves given, no shallow boundary): the state version and the
+ * request's wants, haves and flags. Undefined for other requests (clones have their own cache).
+ */
+export function fetchCacheKey(repoKey: string, version: number, req: EnumerateRequest): string | undefined {
+  if (req.haves.length === 0 || (req.shallowBoundary !== undefined && req.shallowBoundary.size > 0)) return undefined;
+  const h = createHash('sha1');
+  for (const w of [...new Set(req.wants)].sort()) h.update(w);
+  h.update('|');
+  for (const x of [...new Set(req.haves)].sort()) h.update(x);
+  return `${repoKey}:${version}:${req.includeTags === true ? 't' : '-'}${req.sparse === false ? 'x' : 's'}:${h.digest('hex')}`;
+}
+
+/** Bytes an Enumeration takes, roughly (for the fetch cache's bound). */
+export function enumerationBytes(e: Enumeration): number {
+  return (
+    400 +
+    e.objects.length * 100 +
+    e.nameHashes.length * 8 +
+    e.edges.size * 48 +
+    e.edgeByName.size * 80 +
+    (e.locations?.length ?? 0) * 8 +
+    (e.packed?.positions.byteLength ?? 0)
+  );
+}
+
 /** The masks of an enumeration's objects; undefined if one is in no pack. */
 export function toMasks(db: ObjectDb, graph: AccelGraph, e: Enumeration): ReachMasks | undefined {
   const masks = db.packs.map((p) => new Uint8Array((p.index.count + 7) >>> 3));
