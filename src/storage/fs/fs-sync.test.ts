@@ -76,13 +76,53 @@ describe('DeferredSyncs', () => {
     syncs.record('a', 'dir');
     syncs.record('gone', 'dir');
     await assert.rejects(syncs.sync(), /io/);
-    assert.equal(syncs.pending, 3);
+    assert.equal(syncs.pending, 2); // 'a' and its folder; 'gone' needs nothing
+
     fail = false;
     await syncs.sync();
     assert.equal(syncs.pending, 0);
     assert.ok(synced.includes('a') && synced.includes('dir'));
     // Files before folders.
     assert.ok(synced.lastIndexOf('a') < synced.lastIndexOf('dir'));
+  });
+
+  test('held descriptors: fsynced and closed by the round, closed unsynced when superseded, retried by path after a failure', async () => {
+    const log: string[] = [];
+    let failFd = -1;
+    const syncs = new DeferredSyncs(
+      async (p) => {
+        log.push(`path ${p}`);
+      },
+      {
+        sync: async (d) => {
+          if (d === failFd) throw Object.assign(new Error('io'), { code: 'EIO' });
+          log.push(`fsync ${d}`);
+        },
+        close: async (d) => {
+          log.push(`close ${d}`);
+        },
+      },
+    );
+    assert.ok(syncs.canHold());
+    syncs.record('a', 'dir', 3);
+    syncs.record('a', 'dir', 4); // a newer version of 'a': fd 3 is closed unsynced
+    syncs.record('b', 'dir');
+    assert.equal(syncs.heldFds, 1);
+    assert.deepEqual(log, ['close 3']);
+    await syncs.sync();
+    assert.deepEqual(log.slice(1).sort(), ['close 4', 'fsync 4', 'path b', 'path dir']);
+    assert.ok(log.indexOf('fsync 4') < log.indexOf('close 4') && log.indexOf('close 4') < log.indexOf('path dir'));
+    assert.equal(syncs.heldFds, 0);
+
+    log.length = 0;
+    failFd = 5;
+    syncs.record('c', 'dir', 5);
+    await assert.rejects(syncs.sync(), /io/);
+    assert.deepEqual(log, ['close 5']);
+    assert.equal(syncs.heldFds, 0);
+    assert.equal(syncs.pending, 2);
+    await syncs.sync();
+    assert.deepEqual(log, ['close 5', 'path c', 'path dir']);
   });
 
   test('nothing recorded: sync resolves at once and fsyncs nothing', async () => {
