@@ -51,6 +51,17 @@ export function cpuSeconds(pid: number): number | undefined {
 }
 
 /**
+ * CPU seconds of this process's reaped children so far (cutime + cstime of /proc/self/stat):
+ * around a client command, the CPU of that command and everything it ran and waited for
+ * (git fetch's index-pack and rev-list). Undefined off Linux.
+ */
+export function reapedChildrenCpuSeconds(): number | undefined {
+  const f = statFields(process.pid);
+  if (f === undefined) return undefined;
+  return (Number(f[13] ?? 0) + Number(f[14] ?? 0)) / clockTicks();
+}
+
+/**
  * Busy CPU seconds of the whole machine so far (all CPUs: user, nice, system, irq, softirq and
  * steal of /proc/stat's `cpu` line), and how many CPUs it has; undefined off Linux.
  */

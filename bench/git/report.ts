@@ -18,6 +18,8 @@ export interface Measured {
   readonly machineCpuSeconds?: number;
   /** CPUs of the machine, when known. */
   readonly cpus?: number;
+  /** CPU seconds of the client commands of the run (the git processes the benchmark ran), when known. */
+  readonly clientCpuSeconds?: number;
 }
 
 /** All runs of one operation on both servers. */
@@ -91,6 +93,19 @@ export function formatReport(results: readonly OperationResult[], ctx: ReportCon
     out.push(
       `| ${r.name} | ${fixed(sw, 2)} | ${fixed(dw, 2)} | ${ratio(sw, dw)} | ${fixed(sc, 2)} |${withStore ? ` ${fixed(storeCpu(r.stowage), 2)} |` : ''} ${fixed(dc, 2)} | ${ratio(sc, dc)} | ${fixed(sr, 1)}${mark} | ${fixed(dr, 1)} | ${ratio(sr, dr)} |`,
     );
+  }
+  const clientCpu = (xs: readonly Measured[]): number | undefined => {
+    const c = xs.flatMap((x) => (x.clientCpuSeconds === undefined ? [] : [x.clientCpuSeconds]));
+    return c.length === xs.length && c.length > 0 ? median(c) : undefined;
+  };
+  const clientCells = results.flatMap((r) => {
+    const sc = clientCpu(r.stowage);
+    const dc = clientCpu(r.daemon);
+    return sc === undefined || dc === undefined ? [] : [`${r.name} ${fixed(sc, 2)} / ${fixed(dc, 2)} s`];
+  });
+  if (clientCells.length > 0) {
+    out.push('');
+    out.push(`CPU of the git client commands alone (medians, against Stowage / against git daemon: work in every run that no server can remove): ${clientCells.join('; ')}.`);
   }
   const conc = ctx.concurrent === undefined ? undefined : results.find((r) => r.name === ctx.concurrent!.name);
   if (conc !== undefined && ctx.concurrent !== undefined) {

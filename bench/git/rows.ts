@@ -11,7 +11,7 @@ import { cli } from '../../test/helpers/cli.js';
 import { git, type ClientProtocol } from '../../test/helpers/git.js';
 import { startServer, type StowageServer } from '../../test/helpers/server.js';
 import { TimedDaemon } from './daemon.js';
-import { cpuSeconds, machineCpu, peakRssBytes, resetPeakRss, waitChildless, waitIdle } from './proc-stats.js';
+import { cpuSeconds, machineCpu, peakRssBytes, reapedChildrenCpuSeconds, resetPeakRss, waitChildless, waitIdle } from './proc-stats.js';
 import { median, type Measured, type OperationResult } from './report.js';
 import type { BenchStore } from './stores.js';
 
@@ -59,10 +59,12 @@ async function measureStowage(server: StowageServer, storeCpu: (() => number | u
   const cpu0 = cpuSeconds(pid) ?? 0;
   const store0 = storeCpu?.();
   const m0 = machineCpu();
+  const c0 = reapedChildrenCpuSeconds();
   const t0 = performance.now();
   await op();
   const wall = (performance.now() - t0) / 1000;
   const m1 = machineCpu();
+  const c1 = reapedChildrenCpuSeconds();
   await waitChildless(pid, 10_000);
   const cpuDone = cpuSeconds(pid) ?? cpu0;
   const after = await waitIdle(pid);
@@ -75,7 +77,13 @@ async function measureStowage(server: StowageServer, storeCpu: (() => number | u
     exactPeak,
     ...(store0 === undefined || store1 === undefined ? {} : { storeCpuSeconds: store1 - store0 }),
     ...machineShare(m0, m1),
+    ...clientShare(c0, c1),
   };
+}
+
+/** The client commands' CPU between two readings, for Measured. */
+function clientShare(a: number | undefined, b: number | undefined): { clientCpuSeconds?: number } {
+  return a === undefined || b === undefined ? {} : { clientCpuSeconds: b - a };
 }
 
 /** The machine's busy CPU between two readings, for Measured. */
@@ -88,12 +96,14 @@ async function measureDaemon(base: string, scratch: string, label: string, op: (
   const daemon = await TimedDaemon.start(base, scratch, label);
   try {
     const m0 = machineCpu();
+    const c0 = reapedChildrenCpuSeconds();
     const t0 = performance.now();
     await op(daemon.url);
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineCpu();
+    const c1 = reapedChildrenCpuSeconds();
     const cost = await daemon.stop();
-    return { wallSeconds: wall, ...cost, exactPeak: true, ...machineShare(m0, m1) };
+    return { wallSeconds: wall, ...cost, exactPeak: true, ...machineShare(m0, m1), ...clientShare(c0, c1) };
   } catch (err) {
     daemon.kill();
     throw err;
