@@ -70,7 +70,7 @@ describe('DeferredSyncs', () => {
     const synced: string[] = [];
     const syncs = new DeferredSyncs(async (p) => {
       if (p === 'gone') throw Object.assign(new Error('gone'), { code: 'ENOENT' });
-      if (fail && p === 'a') throw Object.assign(new Error('io'), { code: 'EIO' });
+      if (fail && p === 'a') throw Object.assign(new Error('io'), { code: 'EMFILE' });
       synced.push(p);
     });
     syncs.record('a', 'dir');
@@ -95,7 +95,7 @@ describe('DeferredSyncs', () => {
       },
       {
         sync: async (d) => {
-          if (d === failFd) throw Object.assign(new Error('io'), { code: 'EIO' });
+          if (d === failFd) throw Object.assign(new Error('io'), { code: 'EMFILE' });
           log.push(`fsync ${d}`);
         },
         close: async (d) => {
@@ -123,6 +123,19 @@ describe('DeferredSyncs', () => {
     assert.equal(syncs.pending, 2);
     await syncs.sync();
     assert.deepEqual(log, ['close 5', 'path c', 'path dir']);
+  });
+
+  test('after a write-back error (EIO) every later sync fails: the data may be gone', async () => {
+    let fail = true;
+    const syncs = new DeferredSyncs(async (p) => {
+      if (fail && p === 'a') throw Object.assign(new Error('write-back failed'), { code: 'EIO' });
+    });
+    syncs.record('a', 'dir');
+    await assert.rejects(syncs.sync(), /write-back failed/);
+    fail = false;
+    syncs.record('b', 'dir');
+    await assert.rejects(syncs.sync(), /write-back failed/);
+    await assert.rejects(syncs.sync(), /write-back failed/);
   });
 
   test('nothing recorded: sync resolves at once and fsyncs nothing', async () => {

@@ -12,6 +12,12 @@
  * by path: a file replaced since holds a newer version (synced instead, which supersedes the
  * old one), a file deleted since is skipped (delete syncs its folder). A held descriptor of a
  * file recorded again is closed unsynced: the newer record supersedes it.
+ *
+ * A failed round leaves its unsynced paths for the next one, except after a write-back error
+ * (EIO, ENOSPC, EDQUOT): the kernel may then have dropped the dirty pages and reports the error
+ * only once, so a later fsync could succeed without the data. Every later sync then fails with
+ * that error (like PostgreSQL after a failed fsync): a caller such as an NBD FLUSH must never
+ * be told that lost writes are durable.
  */
 import { errnoCode } from './fs-io.js';
 
@@ -28,6 +34,8 @@ export interface HeldFds {
 const SYNC_PARALLEL = 32;
 /** Descriptors held open for a later fsync at most; past it, puts are synced by path. */
 export const HELD_MAX = 256;
+/** fsync errors after which written data may be lost (see the module doc). */
+const LOST_WRITE_CODES: ReadonlySet<string> = new Set(['EIO', 'ENOSPC', 'EDQUOT']);
 
 /** Files and folders awaiting fsync, and the rounds that sync them. */
 export class DeferredSyncs {
@@ -35,6 +43,8 @@ export class DeferredSyncs {
   private files = new Map<string, number>();
   private dirs = new Set<string>();
   private held = 0;
+  /** A write-back error seen by an fsync: every later sync rejects with it. */
+  private lost: unknown;
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
 
@@ -55,7 +65,7 @@ export class DeferredSyncs {
 
   /** Whether `record` would take a descriptor now (else the caller closes its own). */
   canHold(): boolean {
-    return this.fds !== undefined && this.held < HELD_MAX;
+    return this.fds !== undefined && this.held < HELD_MAX && this.lost === undefined;
   }
 
   /**
@@ -77,6 +87,7 @@ export class DeferredSyncs {
 
   /** Resolves once everything recorded before this call is durable. */
   sync(): Promise<void> {
+    if (this.lost !== undefined) return Promise.reject(this.lost);
     if (this.running === undefined) {
       if (this.pending === 0) return Promise.resolve();
       return this.startRound();
@@ -145,6 +156,7 @@ export class DeferredSyncs {
           }
         } catch (err) {
           if (errnoCode(err) === 'ENOENT') continue; // deleted since: nothing to make durable
+          if (LOST_WRITE_CODES.has(errnoCode(err) ?? '')) this.lost ??= err;
           error ??= err;
           failed.push(p);
         }
