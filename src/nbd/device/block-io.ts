@@ -8,7 +8,7 @@
  * volumes always read and write whole blocks.
  */
 import type { Logger } from '../../core/log.js';
-import type { ObjectStore } from '../../storage/object-store.js';
+import type { ByteRange, ObjectStore } from '../../storage/object-store.js';
 import {
   CHECK_LENGTH,
   SECTOR_SIZE,
@@ -83,6 +83,12 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Where reads of stored blocks go instead of the block objects (write-log.ts). */
+export interface BlockSource {
+  /** A block's encoded bytes (or a range of them); undefined if absent. */
+  read(index: number, range: ByteRange | undefined, signal?: AbortSignal): Promise<Uint8Array | undefined>;
+}
+
 /** Upload bodies kept for reuse: at most one per upload in flight is ever needed. */
 const BODY_POOL_MAX = 16;
 
@@ -104,6 +110,8 @@ export class BlockIo {
     readonly format: 1 | 2 | 3,
     private readonly blockLength: (index: number) => number,
     private readonly logger?: Logger,
+    /** Reads through the write log when set; block objects otherwise. */
+    private readonly source?: BlockSource,
   ) {
     this.slotVersion = format === 3 ? 3 : 2;
     this.slots = slotCodec(this.slotVersion);
@@ -117,7 +125,7 @@ export class BlockIo {
     if (this.format !== 1 && (s0 > 0 || s1 < n - 1)) {
       const offset = slotOffset(s0);
       const length = slotOffset(s1) + CHECK_LENGTH + sectorLength(len, s1) - offset;
-      const bytes = await this.store.tryGet(key, signal === undefined ? { range: { offset, length } } : { range: { offset, length }, signal });
+      const bytes = await this.stored(index, key, { offset, length }, signal);
       if (bytes === undefined) return new Array<null>(s1 - s0 + 1).fill(null);
       const buf = toBuffer(bytes);
       const out: Buffer[] = [];
@@ -140,13 +148,13 @@ export class BlockIo {
       // still tells an object of another size (resized volume, damage) apart.
       const expect = encodedLengthV2(len);
       const range = { offset: 0, length: expect + 1 };
-      const bytes = await this.store.tryGet(key, signal === undefined ? { range } : { range, signal });
+      const bytes = await this.stored(index, key, range, signal);
       if (bytes === undefined) return new Array<null>(n).fill(null);
       let buf = toBuffer(bytes);
       const views = buf.byteLength === expect ? this.compactSlots(index, len, buf) : undefined;
       if (views !== undefined) return views;
       if (buf.byteLength > expect) {
-        const whole = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+        const whole = await this.stored(index, key, undefined, signal);
         if (whole === undefined) return new Array<null>(n).fill(null);
         buf = toBuffer(whole);
       }
@@ -182,7 +190,7 @@ export class BlockIo {
 
   /** The whole payload of a block, verified and sized to the block (zero-padded); undefined if absent. */
   private async fetchWhole(index: number, len: number, key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
-    const bytes = await this.store.tryGet(key, signal === undefined ? {} : { signal });
+    const bytes = await this.stored(index, key, undefined, signal);
     if (bytes === undefined) return undefined;
     return fitPayload(decodeBlock(key, index, bytes).payload, len);
   }
@@ -194,12 +202,12 @@ export class BlockIo {
     const len = this.blockLength(index);
     const expect = encodedLengthV2(len);
     // One byte more than expected: no size lookup, and a longer object is told apart.
-    const bytes = await this.store.tryGet(key, { range: { offset: 0, length: expect + 1 } });
+    const bytes = await this.stored(index, key, { offset: 0, length: expect + 1 });
     if (bytes === undefined) return { kind: 'absent' };
     let buf = toBuffer(bytes);
     if (buf.byteLength === expect && buf[4] === this.slotVersion) return { kind: 'slots', bytes: buf };
     if (buf.byteLength > expect) {
-      const whole = await this.store.tryGet(key);
+      const whole = await this.stored(index, key, undefined);
       if (whole === undefined) return { kind: 'absent' };
       buf = toBuffer(whole);
     }
@@ -211,11 +219,24 @@ export class BlockIo {
     }
   }
 
+  /** A block's stored bytes (or a range): through the write log if any, else its object. */
+  private stored(index: number, key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    if (this.source !== undefined) return this.source.read(index, range, signal);
+    const opts = range === undefined ? (signal === undefined ? {} : { signal }) : signal === undefined ? { range } : { range, signal };
+    return this.store.tryGet(key, opts);
+  }
+
+  /** Length of block `index` encoded (formats 2 and 3). */
+  encodedLength(index: number): number {
+    return encodedLengthV2(this.blockLength(index));
+  }
+
   /**
    * The object to store for `e` now (undefined: the block is all zeros, delete it). Synchronous,
-   * so it is a consistent snapshot; caches the checks it computes in `e`.
+   * so it is a consistent snapshot; caches the checks it computes in `e`. Formats 2 and 3
+   * encode into `into` when given (encodedLength bytes: the write log's segment, no copy).
    */
-  encode(index: number, e: Entry, old: OldObject | undefined, epoch: number): Buffer | undefined {
+  encode(index: number, e: Entry, old: OldObject | undefined, epoch: number, into?: Buffer): Buffer | undefined {
     const len = this.blockLength(index);
     const n = e.sectors.length;
     if (this.format === 1) {
@@ -225,7 +246,7 @@ export class BlockIo {
         return sec ?? Buffer.alloc(sectorLength(len, s));
       }));
     }
-    const body = this.takeBody(encodedLengthV2(len));
+    const body = into ?? this.takeBody(encodedLengthV2(len));
     writeHeaderV2(body, index, epoch, len, this.slotVersion);
     let allZero = true;
     for (let s = 0; s < n; s++) {
@@ -265,7 +286,7 @@ export class BlockIo {
       sec.copy(body, at + CHECK_LENGTH);
     }
     if (allZero) {
-      this.recycle(body);
+      if (into === undefined) this.recycle(body);
       return undefined;
     }
     return body;

@@ -45,6 +45,13 @@ export interface PickOptions {
   /** Blocks per batch. */
   readonly max: number;
   readonly writeBackDelayMs: number;
+  /**
+   * When set, a block whose dirty bytes reach this length (every sector rewritten with data:
+   * later writes cannot coalesce into this version) is due at once. The write log sets it:
+   * its uploads cost no object each, so a streaming copy keeps them flowing instead of
+   * filling the dirty bound first.
+   */
+  readonly fullBytes?: (index: number) => number;
 }
 
 /**
@@ -63,7 +70,7 @@ export function pickUploads(
   urgent: ReadonlySet<number>,
   opts: PickOptions,
 ): { batch: number[]; waitMs: number | undefined } {
-  const { now, closing, pressure, max, writeBackDelayMs } = opts;
+  const { now, closing, pressure, max, writeBackDelayMs, fullBytes } = opts;
   const batch: number[] = [];
   /** Under pressure: not yet due, sorted by dirty bytes, most first (at most `max`). */
   const heavy: Entry[] = [];
@@ -76,7 +83,7 @@ export function pickUploads(
       waitMs = Math.min(waitMs ?? Infinity, e.retryAtMs - now);
       continue;
     }
-    const due = closing || urgent.has(i) ? 0 : e.lastWriteMs + writeBackDelayMs;
+    const due = closing || urgent.has(i) || (fullBytes !== undefined && e.dirtyBytes >= fullBytes(i)) ? 0 : e.lastWriteMs + writeBackDelayMs;
     if (due <= now) {
       batch.push(i);
       if (batch.length >= max) return { batch, waitMs };

@@ -68,6 +68,9 @@ test('unlock breaks a live lease and fences the old holder', async () => {
   assert.ok(b);
   assert.equal((await readLatestLease(store, 'vol'))?.epoch, 3);
   assert.equal(await store.tryGet(blockKey('vol', 0)), undefined, 'the fenced write never reached the store');
+  const logged: string[] = [];
+  for await (const i of store.list('nbd/vol/log/')) logged.push(i.key);
+  assert.ok(!logged.some((k) => /\/000000000001-\d{12}$/.test(k)), `no segment of the fenced holder: ${logged.join(' ')}`);
   await b.release();
   await a.release();
   assert.equal(await breakLease(store, 'vol', Date.now()), undefined, 'nothing to unlock once free');
@@ -90,6 +93,7 @@ test('fencing: a holder whose lease was taken over cannot make its writes visibl
   // The old holder wakes up and tries to flush: refused.
   await assert.rejects(a.device.flush(), ConflictError);
   await a.release();
+  await (b.device as StoreVolume).writeLog?.mergeAll();
   const stored = decodeBlock(blockKey('vol', 0), 0, await store.get(blockKey('vol', 0)));
   assert.deepEqual(stored.payload, newer);
   assert.equal(stored.epoch, 2);

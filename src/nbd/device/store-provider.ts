@@ -10,7 +10,7 @@ import type { ObjectStore } from '../../storage/object-store.js';
 import type { BlockDevice, DeviceHandle, DeviceProvider } from './block-device.js';
 import { DEFAULT_LEASE_TTL_MS, VolumeLease } from './lease.js';
 import type { VolumeRecords } from './lease-records.js';
-import { ReadOnlyVolumeView, StoreVolume } from './store-volume.js';
+import { ReadOnlyVolumeView, StoreVolume, type StoreVolumeOptions } from './store-volume.js';
 import { checkVolumeName, listVolumeNames, readVolumeMeta } from './volume-layout.js';
 
 /** Options of StoreDeviceProvider. */
@@ -30,6 +30,8 @@ export interface StoreDeviceProviderOptions {
   readonly writeBackDelayMs?: number;
   /** Where lease records live (default: the store; etcd where the store lacks atomic create-only). */
   readonly records?: VolumeRecords;
+  /** Tests: write log tuning of format 3 volumes (write-log.ts). */
+  readonly writeLog?: StoreVolumeOptions['writeLog'];
 }
 
 interface Slot {
@@ -88,11 +90,13 @@ export class StoreDeviceProvider implements DeviceProvider {
           cacheBytes: Math.max(1, this.opts.cacheMb) * 1024 * 1024,
           ...(this.opts.uploadConcurrency === undefined ? {} : { uploadConcurrency: this.opts.uploadConcurrency }),
           ...(this.opts.writeBackDelayMs === undefined ? {} : { writeBackDelayMs: this.opts.writeBackDelayMs }),
+          ...(this.opts.writeLog === undefined ? {} : { writeLog: this.opts.writeLog }),
           logger: this.opts.logger,
         }),
         handles: 0,
       };
       created = true;
+      await slot.volume.load();
     }
     if (!readOnly && slot.volume.readOnly) {
       try {
@@ -105,7 +109,12 @@ export class StoreDeviceProvider implements DeviceProvider {
           ...(this.opts.logger === undefined ? {} : { logger: this.opts.logger }),
           ...(this.opts.records === undefined ? {} : { records: this.opts.records }),
         });
-        slot.volume.attachLease(lease);
+        try {
+          await slot.volume.attachLease(lease);
+        } catch (err) {
+          await lease.release();
+          throw err;
+        }
       } catch (err) {
         if (created) await slot.volume.close().catch(() => undefined);
         throw err;

@@ -10,7 +10,8 @@ import { MemoryStore } from '../../storage/memory/memory-store.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import type { DeviceHandle } from './block-device.js';
 import { StoreDeviceProvider } from './store-provider.js';
-import { blockKey, blocksPrefix, createVolume } from './volume-layout.js';
+import type { StoreVolume } from './store-volume.js';
+import { blockKey, blocksPrefix, countBlocks, createVolume } from './volume-layout.js';
 
 const BS = 64 * 1024;
 
@@ -22,6 +23,12 @@ async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
 
 function provider(store: ObjectStore, extra: Partial<ConstructorParameters<typeof StoreDeviceProvider>[0]> = {}): StoreDeviceProvider {
   return new StoreDeviceProvider({ store, cacheMb: 4, nodeId: 'test', writeBackDelayMs: 5, ...extra });
+}
+
+/** The block objects after merging the write log (format 3 stages uploads there first). */
+async function merged(store: ObjectStore, h: DeviceHandle): Promise<string[]> {
+  await (h.device as StoreVolume).writeLog?.mergeAll();
+  return keys(store, blocksPrefix('vol'));
 }
 
 async function open(p: StoreDeviceProvider, readOnly = false): Promise<DeviceHandle> {
@@ -72,14 +79,17 @@ for (const [kind, make] of backends) {
       const d = h.device;
       await d.write(0, randomBytes(8 * BS));
       await d.flush();
-      assert.equal((await keys(store, blocksPrefix('vol'))).length, 8);
+      assert.equal((await countBlocks(store, 'vol')).blocks, 8, 'counted through the write log');
+      assert.equal((await merged(store, h)).length, 8);
       await d.write(0, Buffer.alloc(BS), { fua: true });
       await d.trim(BS, BS + 10, { fua: true });
       await d.writeZeroes(3 * BS, 2 * BS, { fua: true });
-      assert.deepEqual(await keys(store, blocksPrefix('vol')), [2, 5, 6, 7].map((i) => blockKey('vol', i)));
+      assert.equal((await countBlocks(store, 'vol')).blocks, 4, 'tombstones counted through the write log');
+      assert.deepEqual(await merged(store, h), [2, 5, 6, 7].map((i) => blockKey('vol', i)));
       assert.deepEqual(Buffer.from(await d.read(2 * BS, 10)), Buffer.alloc(10));
       await d.writeZeroes(5 * BS, 2 * BS, { noHole: true, fua: true });
-      assert.equal((await keys(store, blocksPrefix('vol'))).length, 4, 'NO_HOLE keeps blocks stored');
+      assert.equal((await merged(store, h)).length, 4, 'NO_HOLE keeps blocks stored');
+      assert.deepEqual(await keys(store, 'nbd/vol/log/'), ['nbd/vol/log/000000000001-seal'], 'merged: only the seal is left');
       assert.deepEqual(Buffer.from(await d.read(5 * BS, 2 * BS)), Buffer.alloc(2 * BS));
       const ext = await d.blockStatus(0, 8 * BS);
       assert.deepEqual(ext, [
@@ -142,6 +152,7 @@ for (const [kind, make] of backends) {
       await createVolume(store, 'vol', { size: 4 * BS, blockSize: BS });
       const h = await open(provider(store));
       await h.device.write(0, randomBytes(BS), { fua: true });
+      await merged(store, h);
       await h.release();
       const bytes = Buffer.from(await store.get(blockKey('vol', 0)));
       bytes[100] = (bytes[100] as number) ^ 1;

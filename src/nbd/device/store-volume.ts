@@ -2,7 +2,8 @@
  * A volume as a BlockDevice: byte ranges map onto blocks of the write-back cache
  * (block-cache.ts), which works in 4 KiB sectors. Zero sectors, TRIM and WRITE_ZEROES hold no
  * bytes, and a block that ends up all zeros stores no object (an absent block reads as zeros).
- * Writable only while it holds the volume's lease (lease.ts).
+ * Writable only while it holds the volume's lease (lease.ts). Format 3 volumes stage uploads
+ * in a write log (write-log.ts) that is merged into the block objects later.
  */
 import { ValidationError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -13,6 +14,7 @@ import type { BlockDevice, BlockSizes, Extent, WriteFlags, ZeroFlags } from './b
 import { ByteParts, type WriteData } from './byte-parts.js';
 import type { VolumeLease } from './lease.js';
 import { blockIndexOf, blockKey, blocksPrefix, type VolumeMeta } from './volume-layout.js';
+import { WriteLog, type WriteLogOptions } from './write-log.js';
 
 /** Largest request the device accepts (NBD_INFO_BLOCK_SIZE maximum). */
 export const REQUEST_MAX = 32 * 1024 * 1024;
@@ -34,6 +36,8 @@ export interface StoreVolumeOptions {
   /** Idle time before a dirty block uploads on its own (default 100 ms). */
   readonly writeBackDelayMs?: number;
   readonly logger?: Logger | undefined;
+  /** Tests: write log segment size, merge bound and idle time (write-log.ts). */
+  readonly writeLog?: Pick<WriteLogOptions, 'segmentBytes' | 'mergeBoundBytes' | 'mergeIdleMs'>;
 }
 
 /** The part of a request in one block: block index, offset in block, offset in the request, length. */
@@ -54,6 +58,8 @@ export class StoreVolume implements BlockDevice {
   readonly blockSize: number;
   private readonly blocks: VolumeCache;
   private lease: VolumeLease | undefined;
+  /** Format 3: the write log in front of the block objects. */
+  readonly writeLog: WriteLog | undefined;
 
   constructor(private readonly opts: StoreVolumeOptions) {
     this.name = opts.name;
@@ -62,22 +68,38 @@ export class StoreVolume implements BlockDevice {
     this.blockSize = opts.meta.blockSize;
     this.blockSizes = { minimum: 1, preferred: this.blockSize, maximum: REQUEST_MAX };
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * this.blockSize, Math.floor(opts.cacheBytes / 2));
+    const fence = async (): Promise<void> => {
+      if (this.lease === undefined) throw new ValidationError('ARG_INVALID', `volume ${this.name} is read-only here`);
+      await this.lease.checkFence();
+    };
+    const cacheBytes = Math.max(opts.cacheBytes, maxDirtyBytes + 4 * this.blockSize);
+    this.writeLog =
+      opts.meta.format === 3
+        ? new WriteLog({
+            store: opts.store,
+            name: opts.name,
+            cacheBytes,
+            maxDirtyBytes,
+            epoch: () => this.lease?.epoch ?? 0,
+            fence,
+            logger: opts.logger,
+            ...opts.writeLog,
+          })
+        : undefined;
     this.blocks = new VolumeCache({
       store: opts.store,
       name: opts.name,
       format: opts.meta.format,
       blockSize: this.blockSize,
       size: this.size,
-      cacheBytes: Math.max(opts.cacheBytes, maxDirtyBytes + 4 * this.blockSize),
+      cacheBytes,
       maxDirtyBytes,
       uploadConcurrency: opts.uploadConcurrency ?? 16,
       writeBackDelayMs: opts.writeBackDelayMs ?? 100,
       epoch: () => this.lease?.epoch ?? 0,
-      fence: async () => {
-        if (this.lease === undefined) throw new ValidationError('ARG_INVALID', `volume ${this.name} is read-only here`);
-        await this.lease.checkFence();
-      },
+      fence,
       logger: opts.logger,
+      log: this.writeLog,
     });
   }
 
@@ -91,12 +113,24 @@ export class StoreVolume implements BlockDevice {
     return this.lease?.epoch;
   }
 
-  /** Makes the volume writable under `lease`. */
-  attachLease(lease: VolumeLease): void {
+  /** Reads the write log's index (before the first read; again when a lease is attached). */
+  async load(): Promise<void> {
+    await this.writeLog?.load(false);
+  }
+
+  /** Makes the volume writable under `lease`: the write log is replayed and sealed for its epoch. */
+  async attachLease(lease: VolumeLease): Promise<void> {
     this.lease = lease;
+    try {
+      await this.writeLog?.load(true);
+    } catch (err) {
+      this.lease = undefined;
+      throw err;
+    }
   }
 
   async read(offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    this.writeLog?.noteActivity();
     const bs = this.blockSize;
     const first = Math.floor(offset / bs);
     if (first === Math.floor((offset + length - 1) / bs)) {
@@ -171,7 +205,8 @@ export class StoreVolume implements BlockDevice {
     for (let i = first; i <= last; i++) {
       const from = Math.max(offset, i * bs);
       const to = Math.min(end, (i + 1) * bs);
-      const zero = this.blocks.cachedZero(i) ?? !stored.has(i);
+      const logged = this.writeLog?.locate(i);
+      const zero = this.blocks.cachedZero(i) ?? (logged === undefined ? !stored.has(i) : logged.rec.tomb);
       const flags = zero ? HOLE_ZERO : 0;
       const prev = extents[extents.length - 1];
       if (prev !== undefined && prev.flags === flags) prev.length += to - from;
@@ -180,11 +215,12 @@ export class StoreVolume implements BlockDevice {
     return extents;
   }
 
-  /** Flushes, then releases the lease (if any). */
+  /** Flushes, then releases the lease (if any); segments not merged yet stay for the next open. */
   async close(): Promise<void> {
     try {
       if (this.lease !== undefined) await this.blocks.close();
     } finally {
+      await this.writeLog?.close();
       await this.lease?.release();
     }
   }

@@ -3,11 +3,13 @@
  *   nbd/<name>/meta                      JSON: format, size, blockSize, created, description
  *   nbd/<name>/blocks/<16 hex digits>    one object per stored block (absent block = zeros)
  *   nbd/<name>/lease/<12 digits>         one writer lease record per epoch (see lease.ts)
+ *   nbd/<name>/log/<epoch>-<seq|seal>    write log segments and seals (write-log-codec.ts)
  * Block indexes are fixed-width lower-case hex so that listing order is block order.
  */
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { recordsOf, type VolumeRecords } from './lease-records.js';
+import { loadLog } from './write-log-index.js';
 
 /**
  * The meta format new volumes get; it is also their block format (block-codec.ts): 3 = a CRC
@@ -239,13 +241,25 @@ export async function listVolumeNames(store: ObjectStore): Promise<string[]> {
   }
 }
 
-/** Counts a volume's stored blocks and their bytes (one listing). */
+/**
+ * Counts a volume's stored blocks and their bytes: the block objects as the write log's
+ * newest records (write-log.ts) leave them, i.e. what the volume holds once merged.
+ */
 export async function countBlocks(store: ObjectStore, name: string): Promise<{ blocks: number; bytes: number }> {
+  const log = await loadLog(store, checkVolumeName(name));
   let blocks = 0;
   let bytes = 0;
-  for await (const info of store.list(blocksPrefix(name))) {
+  const prefix = blocksPrefix(name);
+  for await (const info of store.list(prefix)) {
+    const index = blockIndexOf(prefix, info.key);
+    if (index !== undefined && log.index.blocks.has(index)) continue;
     blocks++;
     bytes += info.size;
+  }
+  for (const { rec } of log.index.blocks.values()) {
+    if (rec.tomb) continue;
+    blocks++;
+    bytes += rec.length;
   }
   return { blocks, bytes };
 }

@@ -31,15 +31,23 @@ function pattern(off: number, len: number, fill: number): Buffer {
   return b;
 }
 
-for (const format of [3, 2, 1] as VolumeFormat[]) {
-  describe(`volume (block format ${format}) against a flat model`, () => {
+/** Format 3 also with tiny write log segments merged as soon as two are put (merges race writes). */
+const variants: [VolumeFormat, string, { segmentBytes: number; mergeBoundBytes: number; mergeIdleMs: number } | undefined][] = [
+  [3, '', undefined],
+  [3, ', write log merging during writes', { segmentBytes: 2 * BS, mergeBoundBytes: 4 * BS, mergeIdleMs: 1 }],
+  [2, '', undefined],
+  [1, '', undefined],
+];
+
+for (const [format, label, writeLog] of variants) {
+  describe(`volume (block format ${format}${label}) against a flat model`, () => {
     test('random writes, zeroes, trims and reads, concurrent within each step; a fresh provider reads the same after close', async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 12 }), fc.boolean(), async (steps, tiny) => {
           const store = new MemoryStore();
           await createVolume(store, 'vol', { size: SIZE, blockSize: BS, format });
           // A tiny cache forces evictions and back-pressure.
-          const p = new StoreDeviceProvider({ store, cacheMb: tiny ? 0 : 4, nodeId: 'm', writeBackDelayMs: tiny ? 0 : 3 });
+          const p = new StoreDeviceProvider({ store, cacheMb: tiny ? 0 : 4, nodeId: 'm', writeBackDelayMs: tiny ? 0 : 3, ...(writeLog === undefined ? {} : { writeLog }) });
           const h = await p.open('vol', { readOnly: false });
           assert.ok(h);
           const d = h.device;

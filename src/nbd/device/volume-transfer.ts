@@ -9,16 +9,24 @@ import { decodeBlock } from './block-codec.js';
 import { DEFAULT_LEASE_TTL_MS, VolumeLease, leaseIsLive, readLatestLease } from './lease.js';
 import type { VolumeRecords } from './lease-records.js';
 import { StoreDeviceProvider } from './store-provider.js';
-import { blockIndexOf, blocksPrefix, checkVolumeSize, countBlocks, createVolume, deleteVolumeRecords, leasePrefix, metaKey, readVolumeMeta, requireVolumeMeta, writeVolumeMeta, type VolumeMeta } from './volume-layout.js';
+import { blockIndexOf, blockKey, blocksPrefix, checkVolumeSize, countBlocks, createVolume, deleteVolumeRecords, leasePrefix, metaKey, readVolumeMeta, requireVolumeMeta, writeVolumeMeta, type VolumeMeta } from './volume-layout.js';
+import { logPrefix } from './write-log-codec.js';
+import { loadLog } from './write-log-index.js';
 
 /** Progress callback: done and total units (blocks). */
 export type TransferProgress = (done: number, total: number) => void;
 
 const PARALLEL = 8;
 
-/** Writes a volume to a local file: sized to the volume, only stored blocks written (sparse). */
+/**
+ * Writes a volume to a local file: sized to the volume, only stored blocks written (sparse).
+ * Blocks are read through the write log (its newest records, else the block objects).
+ */
 export async function downloadVolume(store: ObjectStore, name: string, file: string, onProgress?: TransferProgress): Promise<{ blocks: number; bytes: number }> {
   const meta = await requireVolumeMeta(store, name);
+  let log = (await loadLog(store, name)).index;
+  // A server holding the volume may merge segments away meanwhile: then read a fresh index.
+  const reload = async (): Promise<typeof log> => (log = (await loadLog(store, name)).index);
   const { blocks: total } = await countBlocks(store, name);
   const fh = await openFile(file, 'w');
   let done = 0;
@@ -26,13 +34,23 @@ export async function downloadVolume(store: ObjectStore, name: string, file: str
     await fh.truncate(meta.size);
     const prefix = blocksPrefix(name);
     const inflight = new Set<Promise<void>>();
-    for await (const info of store.list(prefix)) {
-      const index = blockIndexOf(prefix, info.key);
-      if (index === undefined || index * meta.blockSize >= meta.size) continue;
+    // Block objects the log does not override, in listing order; then the log's records.
+    const first = log;
+    const logged = [...first.blocks.keys()].sort((a, b) => a - b);
+    async function* indexes(): AsyncGenerator<number> {
+      for await (const info of store.list(prefix)) {
+        const index = blockIndexOf(prefix, info.key);
+        if (index !== undefined && !first.blocks.has(index)) yield index;
+      }
+      yield* logged;
+    }
+    for await (const index of indexes()) {
+      if (index * meta.blockSize >= meta.size) continue;
+      const key = blockKey(name, index);
       const p = (async () => {
-        const bytes = await store.tryGet(info.key);
-        if (bytes === undefined) return; // deleted meanwhile: zeros
-        const { payload } = decodeBlock(info.key, index, bytes);
+        const bytes = await log.read(store, index, key, undefined, undefined, reload);
+        if (bytes === undefined) return; // deleted meanwhile, or a tombstone: zeros
+        const { payload } = decodeBlock(key, index, bytes);
         const len = Math.min(payload.byteLength, meta.size - index * meta.blockSize);
         await fh.write(payload, 0, len, index * meta.blockSize);
         onProgress?.(++done, total);
@@ -137,14 +155,19 @@ export async function deleteVolume(store: ObjectStore, name: string, nowMs: numb
   if (latest !== undefined && leaseIsLive(latest.record, nowMs)) {
     throw new ConflictError('VOLUME_LEASE_HELD', `volume ${name} is in use by ${latest.record.nodeId}; stop that server or run: stowage nbd unlock ${name}`);
   }
-  let blocks = 0;
-  for (const prefix of [blocksPrefix(name), leasePrefix(name)]) {
+  // Counted through the write log (a damaged segment must not stop a delete: then the objects).
+  const blocks = await countBlocks(store, name).then(
+    (c) => c.blocks,
+    () => undefined,
+  );
+  let objects = 0;
+  for (const prefix of [logPrefix(name), blocksPrefix(name), leasePrefix(name)]) {
     const keys: string[] = [];
     for await (const info of store.list(prefix)) keys.push(info.key);
     for (let i = 0; i < keys.length; i += 64) await Promise.all(keys.slice(i, i + 64).map((k) => store.delete(k)));
-    if (prefix === blocksPrefix(name)) blocks = keys.length;
+    if (prefix === blocksPrefix(name)) objects = keys.length;
   }
   await store.delete(metaKey(name));
   await deleteVolumeRecords(store, name, records);
-  return { blocks };
+  return { blocks: blocks ?? objects };
 }
